@@ -1,0 +1,45 @@
+# The verbs.  `make` = lint + typecheck + tests.  Everything installs itself into .venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PACKAGES := -p relaycore -p auth -p ingest -p gateway -p pulsar_relay
+.DEFAULT_GOAL := all
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: install valkey lint typecheck test test-fast run stack bench all fmt clean
+install: $(VENV)/.installed
+
+# A Valkey (or Redis 7) server binary for the tests; installs Debian's redis-server when it can.
+valkey:
+	@command -v valkey-server >/dev/null || command -v redis-server >/dev/null || \
+	  { command -v apt-get >/dev/null && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); } || \
+	  { echo "need valkey-server or redis-server on PATH (or Docker for testcontainers)"; exit 1; }
+
+lint: install
+	$(VENV)/bin/ruff check libs services pulsar_relay tests bench
+	$(VENV)/bin/ruff format --check libs services pulsar_relay tests bench
+
+fmt: install
+	$(VENV)/bin/ruff format libs services pulsar_relay tests bench
+	$(VENV)/bin/ruff check --fix libs services pulsar_relay tests bench
+
+typecheck: install
+	MYPYPATH=libs:services:. $(VENV)/bin/mypy $(PACKAGES)
+
+test: install valkey lint typecheck
+	$(PY) -m pytest
+
+test-fast: install valkey
+	$(PY) -m pytest -x -q -m "not slow"
+
+run: install valkey
+	$(VENV)/bin/pulsar-relay dev
+
+all: test
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .relay-data

@@ -1,0 +1,158 @@
+"""Who is asking, and may they?  Resolves a bearer token to the *current* user record and answers
+topic access questions, from short process-local caches that the invalidation channel clears.
+
+While the invalidation channel is down, nothing is served from cache, so a deactivated user or a
+revoked grant takes effect everywhere as soon as the change is stored (CONTRACT decision 6).
+Transport-neutral: raises ``relaycore.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+from relaycore.errors import Forbidden, Unauthenticated
+from relaycore.models import Permission, Topic, User
+from relaycore.store.base import Backend
+from relaycore.tokens import Claims, Verifier
+
+log = logging.getLogger(__name__)
+
+_TOKEN_CACHE_SIZE = 10_000
+_RECORD_CACHE_SIZE = 50_000
+
+Listener = Callable[[str], None]
+
+
+V = TypeVar("V")
+
+
+class _TTLCache(Generic[V]):
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._size = size
+
+    def get(self, key: str) -> tuple[bool, V | None]:
+        hit = self._data.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, value: V, ttl: float) -> None:
+        self._data[key] = (time.monotonic() + ttl, value)
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+class Authorizer:
+    def __init__(self, backend: Backend, verifier: Verifier, *, cache_ttl: float) -> None:
+        self._backend = backend
+        self._verifier = verifier
+        self._ttl = cache_ttl
+        self._tokens: _TTLCache[Claims] = _TTLCache(_TOKEN_CACHE_SIZE)
+        self._users: _TTLCache[User | None] = _TTLCache(_RECORD_CACHE_SIZE)
+        self._topics: _TTLCache[Topic | None] = _TTLCache(_RECORD_CACHE_SIZE)
+        self._listeners: list[Listener] = []
+
+    # --- invalidation
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener("user:<id>" | "topic:<name>" | "*")`` after each invalidation."""
+        self._listeners.append(listener)
+
+    async def run(self) -> None:
+        """Apply invalidation events until cancelled; run it as a background task."""
+        async for event in self._backend.bus.listen():
+            if event is None:
+                self._users.clear()
+                self._topics.clear()
+                event = "*"
+            elif event.startswith("user:"):
+                self._users.drop(event[5:])
+            elif event.startswith("topic:"):
+                self._topics.drop(event[6:])
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("invalidation listener failed on %s", event)
+
+    async def notify(self, event: str) -> None:
+        """Tell every process that a record changed (the auth service calls this)."""
+        if event.startswith("user:"):
+            self._users.drop(event[5:])
+        await self._backend.bus.publish(event)
+
+    @property
+    def _cache_ok(self) -> bool:
+        return self._backend.bus.connected
+
+    # --- records
+    async def user(self, user_id: str) -> User | None:
+        if self._cache_ok:
+            hit, cached = self._users.get(user_id)
+            if hit:
+                return cached
+        user = await self._backend.users.get(user_id)
+        self._users.put(user_id, user, self._ttl)
+        return user
+
+    async def topic(self, name: str) -> Topic | None:
+        if self._cache_ok:
+            hit, cached = self._topics.get(name)
+            if hit:
+                return cached
+        topic = await self._backend.topics.get(name)
+        self._topics.put(name, topic, self._ttl)
+        return topic
+
+    # --- decisions
+    def claims(self, token: str) -> Claims:
+        hit, claims = self._tokens.get(token)
+        if hit and claims is not None and claims.exp > time.time():
+            return claims
+        claims = self._verifier.verify(token)
+        self._tokens.put(token, claims, max(0.0, claims.exp - time.time()))
+        return claims
+
+    async def authenticate(self, token: str | None) -> User:
+        """The active user behind a bearer token (reference status codes and texts)."""
+        if not token:
+            raise Unauthenticated("Not authenticated")
+        claims = self.claims(token)
+        user = await self.user(claims.sub)
+        if user is None:
+            raise Unauthenticated("User not found")
+        if not user.is_active:
+            raise Forbidden("User is inactive")
+        return user
+
+    @staticmethod
+    def require(user: User, permission: Permission) -> None:
+        if not user.has(permission):
+            raise Forbidden(f"Permission '{permission}' required")
+
+    async def can_read(self, user: User, name: str) -> bool:
+        topic = await self.topic(name)
+        return topic is None or topic.can_read(user)
+
+    async def denied_reads(self, user: User, names: Iterable[str]) -> list[str]:
+        if user.is_admin:
+            return []
+        results = await asyncio.gather(*(self.can_read(user, n) for n in names))
+        return [n for n, ok in zip(names, results, strict=True) if not ok]
+
+    async def check_read(self, user: User, names: list[str]) -> None:
+        denied = await self.denied_reads(user, names)
+        if denied:
+            raise Forbidden(f"Access denied to topics: {denied!r}")

@@ -1,0 +1,268 @@
+"""Settings: defaults, then a YAML/TOML file, then ``PULSAR_*`` environment variables.
+
+One frozen ``Settings`` struct is built at start-up and handed to every service.  An unknown key
+in the file, or a value of the wrong type, stops start-up with a ``ConfigError`` that names it.
+Durations accept seconds as numbers or the seed's ``"24h"``/``"30s"`` forms.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+SECONDS = 1.0
+MINUTES = 60 * SECONDS
+HOURS = 60 * MINUTES
+KiB = 1024
+MiB = 1024 * KiB
+
+ENV_PREFIX = "PULSAR_"
+DEFAULT_FILES = ("config.yaml", "config.yml", "config.toml")
+MIN_SECRET_LENGTH = 32
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and says how to fix it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # --- server
+    host: str = "127.0.0.1"
+    port: int = 8080
+    read_timeout: float = 30 * SECONDS
+    write_timeout: float = 30 * SECONDS
+    log_level: str = "INFO"
+    log_json: bool = False
+    # Development mode: allows an unset or short JWT secret (a random one is generated per process).
+    allow_insecure_defaults: bool = False
+
+    # --- tokens
+    jwt_secret_key: str = ""
+    # HS256 (shared secret) or an asymmetric algorithm where only auth holds the private key.
+    jwt_algorithm: Literal["HS256", "EdDSA", "ES256"] = "HS256"
+    jwt_private_key_file: str = ""
+    jwt_public_key_file: str = ""
+    access_token_expire_seconds: int = 3600
+
+    # --- storage
+    storage_backend: Literal["valkey", "memory"] = "valkey"
+    valkey_url: str = ""
+    valkey_host: str = "localhost"
+    valkey_port: int = 6379
+    valkey_password: str = ""
+    valkey_db: int = 0
+    valkey_use_tls: bool = False
+    valkey_tls_ca_file: str = ""
+    valkey_pool_size: int = 100
+    valkey_timeout: float = 5 * SECONDS
+    # Keys live under this prefix; change it to share one Valkey between relays.
+    key_prefix: str = "relay"
+    persistent_tier_retention: float = 24 * HOURS
+    max_messages_per_topic: int = 1_000_000
+    # Fan-out log partitions; fixed for the life of a deployment (topics hash onto them).
+    fanout_partitions: int = 16
+    # The fan-out logs only serve live tailing and gateway restarts, so they stay short.
+    fanout_log_maxlen: int = 100_000
+
+    # --- request limits
+    max_body_bytes: int = 1 * MiB
+    idempotency_ttl: float = 10 * MINUTES
+    login_rate_limit_attempts: int = 10
+    login_rate_limit_window: float = 60 * SECONDS
+    # How long a user/topic record may be served from a process-local cache when invalidation
+    # messages are flowing; with the invalidation channel down, caches are bypassed.
+    access_cache_ttl: float = 30 * SECONDS
+
+    # --- bootstrap admin
+    bootstrap_admin_username: str = ""
+    bootstrap_admin_password: str = ""
+    bootstrap_admin_email: str = ""
+
+    # --- gateway
+    gateway_id: str = ""
+    gateway_heartbeat_interval: float = 5 * SECONDS
+    # A gateway silent for this long has its consumer groups removed by its peers.
+    gateway_expiry: float = 60 * SECONDS
+    tail_batch_size: int = 500
+    tail_block: float = 1 * SECONDS
+    cache_messages_per_topic: int = 1000
+    cache_max_topics: int = 10_000
+    cache_max_age: float = 1 * HOURS
+    # Frames buffered for one WebSocket before it is closed as too slow.
+    ws_send_queue: int = 4096
+    ws_ping_interval: float = 20 * SECONDS
+    ws_max_message_bytes: int = 64 * KiB
+    ws_max_topics: int = 50
+    poll_batch_window: float = 0.01 * SECONDS
+    poll_max_messages_per_topic: int = 100
+    poll_max_topics: int = 50
+
+    @property
+    def effective_gateway_id(self) -> str:
+        return self.gateway_id or socket.gethostname()
+
+
+# Seed-style sections: file key "<section>.<key>" maps to a Settings field.
+_SECTION_PREFIX = {"valkey": "valkey_", "storage": "", "server": "", "auth": "", "gateway": "", "ingest": ""}
+_RENAMES = {
+    "server.http_port": "port",
+    "storage.backend": "storage_backend",
+    "auth.secret_key": "jwt_secret_key",
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": MINUTES, "h": HOURS, "d": 24 * HOURS, None: 1.0}
+_DURATION_FIELDS = {name for name, tp in Settings.__annotations__.items() if tp in ("float", float)}
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """``30`` / ``"30"`` / ``"30s"`` / ``"15m"`` / ``"24h"`` / ``"1d"`` / ``"500ms"`` → seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration such as 30s or 24h, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return float(m.group(1)) * _UNIT[m.group(2)]
+    raise ConfigError(f"{key}: expected a duration such as 30s or 24h, got {value!r}")
+
+
+def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            if key not in _SECTION_PREFIX:
+                raise ConfigError(f"{source}: unknown section {key!r}")
+            for sub, subvalue in value.items():
+                dotted = f"{key}.{sub}"
+                flat[_RENAMES.get(dotted, _SECTION_PREFIX[key] + sub)] = (subvalue, dotted)
+        else:
+            flat[key] = (value, key)
+    return flat
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text.decode()) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return data
+
+
+def _coerce(name: str, value: Any, shown: str) -> Any:
+    if name in _DURATION_FIELDS:
+        return parse_duration(value, shown)
+    return value
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    fields = set(Settings.__struct_fields__)
+    found: dict[str, tuple[Any, str]] = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == "PULSAR_CONFIG_FILE":
+            continue
+        name = var[len(ENV_PREFIX) :].lower()
+        if name not in fields:
+            # Other tools (the pulsar-relay client, the reference server) share the prefix.
+            log.debug("ignoring %s: not a relay setting", var)
+            continue
+        found[name] = (raw, var)
+    return found
+
+
+def load(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
+    """Build the settings: defaults < file < environment.  Raises ``ConfigError`` on any problem."""
+    env = os.environ if environ is None else environ
+    path: Path | None = None
+    if config_file is not None:
+        path = Path(config_file)
+    elif env.get("PULSAR_CONFIG_FILE"):
+        path = Path(env["PULSAR_CONFIG_FILE"])
+    else:
+        path = next((Path(n) for n in DEFAULT_FILES if Path(n).is_file()), None)
+
+    merged: dict[str, tuple[Any, str]] = {}
+    if path is not None:
+        merged.update(_flatten(read_file(path), str(path)))
+    file_keys = set(merged)
+    merged.update(_from_env(env))
+
+    fields = set(Settings.__struct_fields__)
+    unknown = sorted(merged[k][1] for k in merged if k not in fields)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+
+    values = {name: _coerce(name, value, shown) for name, (value, shown) in merged.items()}
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(exc, merged, file_keys, path)) from exc
+    _check(settings)
+    return settings
+
+
+def _explain(
+    exc: msgspec.ValidationError, merged: dict[str, tuple[Any, str]], file_keys: set[str], path: Path | None
+) -> str:
+    text = str(exc)
+    m = re.search(r"at `\$\.(\w+)`", text)
+    if m and m.group(1) in merged:
+        value, shown = merged[m.group(1)]
+        where = f"in {path}" if m.group(1) in file_keys and not shown.startswith(ENV_PREFIX) else "in env"
+        return f"invalid value for {shown} ({where}): {value!r}: {text.split(' - at')[0]}"
+    return f"invalid settings: {text}"
+
+
+def _check(s: Settings) -> None:
+    positive = (
+        "port",
+        "access_token_expire_seconds",
+        "max_messages_per_topic",
+        "fanout_partitions",
+        "fanout_log_maxlen",
+        "max_body_bytes",
+        "valkey_pool_size",
+        "tail_batch_size",
+        "cache_messages_per_topic",
+        "cache_max_topics",
+        "ws_send_queue",
+        "poll_max_messages_per_topic",
+    )
+    for name in positive:
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be greater than 0, got {getattr(s, name)}")
+    if not 1 <= s.fanout_partitions <= 1024:
+        raise ConfigError("PULSAR_FANOUT_PARTITIONS must be between 1 and 1024")
+    if s.jwt_algorithm == "HS256" and not s.allow_insecure_defaults:
+        if not s.jwt_secret_key:
+            raise ConfigError(
+                "PULSAR_JWT_SECRET_KEY is not set. Set it to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters (e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`),"
+                " or set PULSAR_ALLOW_INSECURE_DEFAULTS=1 for local development."
+            )
+        if len(s.jwt_secret_key) < MIN_SECRET_LENGTH or s.jwt_secret_key in _KNOWN_WEAK:
+            raise ConfigError(
+                f"PULSAR_JWT_SECRET_KEY is too weak: use at least {MIN_SECRET_LENGTH} random characters,"
+                " or set PULSAR_ALLOW_INSECURE_DEFAULTS=1 for local development."
+            )
+
+
+_KNOWN_WEAK = {"your-secure-secret-key", "change-me", "changeme", "secret"}

@@ -1,0 +1,122 @@
+"""Every Valkey key name, and nothing else.  The only module that spells a key.
+
+Layout (``relay`` is ``settings.key_prefix``; ``{tN}`` is partition N's hash tag)::
+
+    relay:{users}:user:<user_id>          hash    user record
+    relay:{users}:names                   hash    username -> user_id (HSETNX = atomic claim)
+    relay:{tN}:topic:<name>               hash    topic record (owner_id, is_public, ...)
+    relay:{tN}:grants:<name>              set     user ids granted read access
+    relay:{tN}:stream:<name>              stream  the topic's messages (history, since, paging)
+    relay:{tN}:log                        stream  partition N's fan-out log, tailed by gateways
+    relay:{tN}:topics                     set     topic names in partition N
+    relay:{tN}:owned:<user_id>            set     names of topics in partition N owned by the user
+    relay:{tN}:granted:<user_id>          set     names of topics in partition N granted to the user
+    relay:{tN}:idem:<user_id>:<key>       string  a publish result kept for Idempotency-Key repeats
+    relay:{acks}:ack:<user_id>:<client>   hash    topic -> newest acknowledged message id
+    relay:gateways                        zset    gateway id -> last heartbeat (ms)
+    relay:gw:<gateway_id>:stats           hash    that gateway's connection / waiter counts
+    relay:ratelimit:<scope>:<who>         string  login attempt counter
+    relay:invalidate                      pubsub  "user:<id>" / "topic:<name>" cache invalidations
+
+Every key a publish touches shares its partition's hash tag, so the publish script runs in one
+slot on a Valkey Cluster.  Tags are chosen so partitions spread evenly over the 16384 slots.
+"""
+
+from __future__ import annotations
+
+import zlib
+from functools import cache
+
+from redis.crc import key_slot
+
+SLOTS = 16384
+
+
+def partition_of(topic: str, partitions: int) -> int:
+    """Stable topic -> partition map (CRC32 of the UTF-8 name)."""
+    return zlib.crc32(topic.encode()) % partitions
+
+
+@cache
+def partition_tags(partitions: int) -> tuple[str, ...]:
+    """One hash tag per partition, each landing in its own equal share of the slot space."""
+    tags: list[str] = []
+    for i in range(partitions):
+        lo, hi = i * SLOTS // partitions, (i + 1) * SLOTS // partitions
+        n = 0
+        while True:
+            tag = f"t{i}.{n}" if n else f"t{i}"
+            if lo <= key_slot(f"{{{tag}}}".encode()) < hi:
+                tags.append(tag)
+                break
+            n += 1
+    return tuple(tags)
+
+
+class Keys:
+    """Key builder bound to a prefix and a partition count."""
+
+    def __init__(self, prefix: str = "relay", partitions: int = 16) -> None:
+        self.prefix = prefix
+        self.partitions = partitions
+        self._tags = partition_tags(partitions)
+        self.invalidate_channel = f"{prefix}:invalidate"
+        self.gateways = f"{prefix}:gateways"
+
+    # --- users
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}:{{users}}:user:{user_id}"
+
+    def usernames(self) -> str:
+        return f"{self.prefix}:{{users}}:names"
+
+    # --- partitions
+    def partition(self, topic: str) -> int:
+        return partition_of(topic, self.partitions)
+
+    def _p(self, topic: str) -> str:
+        return f"{self.prefix}:{{{self._tags[self.partition(topic)]}}}"
+
+    def _n(self, partition: int) -> str:
+        return f"{self.prefix}:{{{self._tags[partition]}}}"
+
+    def topic(self, name: str) -> str:
+        return f"{self._p(name)}:topic:{name}"
+
+    def grants(self, name: str) -> str:
+        return f"{self._p(name)}:grants:{name}"
+
+    def stream(self, name: str) -> str:
+        return f"{self._p(name)}:stream:{name}"
+
+    def log(self, partition: int) -> str:
+        return f"{self._n(partition)}:log"
+
+    def log_for(self, topic: str) -> str:
+        return self.log(self.partition(topic))
+
+    def topic_index(self, partition: int) -> str:
+        return f"{self._n(partition)}:topics"
+
+    def owned(self, partition: int, user_id: str) -> str:
+        return f"{self._n(partition)}:owned:{user_id}"
+
+    def granted(self, partition: int, user_id: str) -> str:
+        return f"{self._n(partition)}:granted:{user_id}"
+
+    def idempotency(self, topic: str, user_id: str, key: str) -> str:
+        return f"{self._p(topic)}:idem:{user_id}:{key}"
+
+    # --- gateway state
+    def acks(self, user_id: str, client_id: str) -> str:
+        return f"{self.prefix}:{{acks}}:ack:{user_id}:{client_id}"
+
+    def gateway_stats(self, gateway_id: str) -> str:
+        return f"{self.prefix}:gw:{gateway_id}:stats"
+
+    def gateway_group(self, gateway_id: str) -> str:
+        return f"gw:{gateway_id}"
+
+    # --- misc
+    def rate_limit(self, scope: str, who: str) -> str:
+        return f"{self.prefix}:ratelimit:{scope}:{who}"

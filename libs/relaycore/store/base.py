@@ -1,0 +1,182 @@
+"""The storage interfaces every backend implements (Valkey for real deployments, memory for the
+single-process fallback and fast unit tests).  ``tests/contract`` runs one suite against both.
+
+Implementations raise ``relaycore.errors`` types (``Conflict``, ``Forbidden``, ``Unavailable``);
+callers never see a driver exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal, Protocol
+
+import msgspec
+
+from relaycore.ids import StreamId
+from relaycore.models import NewMessage, StoredMessage, Topic, User
+
+PublishKind = Literal["single", "bulk"]
+
+
+class PublishResult(msgspec.Struct, frozen=True, kw_only=True):
+    kind: PublishKind
+    message_ids: list[str]
+    topics: list[str]
+    timestamps: list[str]
+    duplicate: bool = False  # True: an Idempotency-Key repeat; nothing was written
+
+
+class UserStore(Protocol):
+    async def create(self, user: User) -> None:
+        """Store a new user; ``Conflict`` if the username is taken (atomic under concurrency)."""
+
+    async def get(self, user_id: str) -> User | None: ...
+    async def get_by_name(self, username: str) -> User | None: ...
+    async def list(self) -> list[User]: ...
+
+    async def save(self, user: User) -> bool:
+        """Overwrite an existing user's record; False if it no longer exists."""
+
+    async def delete(self, user_id: str) -> bool:
+        """Remove the user record; False if it did not exist (see ``TopicStore.forget_user``)."""
+
+
+class TopicStore(Protocol):
+    async def create(self, topic: Topic) -> None:
+        """Store a new topic; ``Conflict`` if the name is taken."""
+
+    async def get(self, name: str) -> Topic | None:
+        """The topic with ``allowed_user_ids`` filled in, or None."""
+
+    async def update(self, name: str, *, is_public: bool | None, description: str | None) -> Topic | None: ...
+
+    async def delete(self, name: str) -> bool:
+        """Remove the topic, its grants and all its messages."""
+
+    async def grant(self, name: str, user_id: str) -> bool:
+        """Give read access; False if the user had it already."""
+
+    async def revoke(self, name: str, user_id: str) -> bool:
+        """Take read access away; False if the user did not have it."""
+
+    async def names_for(self, user_id: str) -> tuple[list[str], list[str]]:
+        """(owned, granted) topic names of a user, each sorted."""
+
+    async def all_names(self) -> list[str]: ...
+
+    async def forget_user(self, user_id: str) -> None:
+        """Drop every read grant the user holds (called when a user is deleted)."""
+
+
+class MessageStore(Protocol):
+    async def publish(
+        self,
+        messages: Sequence[NewMessage],
+        *,
+        user: User,
+        kind: PublishKind,
+        idempotency_key: str | None,
+        idempotency_ttl: float,
+        topic_ids: Sequence[str],
+    ) -> PublishResult:
+        """Atomically: check write access to every topic, auto-create missing topics (owned by
+        ``user``), append every message to its topic stream and its partition's fan-out log, and
+        record the result under the idempotency key.  ``Forbidden`` (naming the topics) if any topic
+        belongs to someone else; nothing is written then.  A repeat of a key returns the first
+        result with ``duplicate=True``.  ``topic_ids`` gives a fresh id per message, used if that
+        message's topic is created."""
+
+    async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` unexpired messages with id > ``after`` (from the start if None), ascending."""
+
+    async def read_before(self, topic: str, before: StreamId | None, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` unexpired messages with id < ``before`` (from the newest if None), descending."""
+
+    async def last_id(self, topic: str) -> str | None: ...
+    async def length(self, topic: str) -> int: ...
+
+
+class FanoutLog(Protocol):
+    """The partitioned logs that gateways tail, one consumer group per gateway."""
+
+    @property
+    def partitions(self) -> int: ...
+
+    async def join(self, group: str) -> dict[int, str]:
+        """Ensure ``group`` exists on every partition (new groups start at the end) and return the
+        group's last-delivered id per partition."""
+
+    async def read(
+        self, group: str, *, count: int, block: float, pending: bool = False
+    ) -> list[tuple[int, list[StoredMessage]]]:
+        """Next entries per partition for ``group``: new ones, or (``pending``) the ones delivered
+        but not yet acknowledged.  Blocks up to ``block`` seconds when there is nothing."""
+
+    async def ack(self, group: str, partition: int, ids: Sequence[str]) -> None: ...
+    async def lag(self, group: str) -> int: ...
+    async def drop(self, group: str) -> None: ...
+
+
+class GatewayRegistry(Protocol):
+    """Gateway liveness and counters, shared so that any gateway can report the whole deployment."""
+
+    async def heartbeat(
+        self, gateway_id: str, stats: dict[str, int], topic_counts: dict[str, int]
+    ) -> None: ...
+    async def live(self) -> dict[str, int]:
+        """gateway id -> last heartbeat (ms)."""
+
+    async def forget(self, gateway_id: str) -> None: ...
+    async def stats(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+        """(gateway id, counters, per-topic subscriber counts) for every live gateway."""
+
+
+class AckStore(Protocol):
+    async def record(self, user_id: str, client_id: str, topic: str, message_id: str) -> None:
+        """Remember ``message_id`` if it is newer than the one recorded."""
+
+    async def positions(self, user_id: str, client_id: str) -> dict[str, str]: ...
+
+
+class Counter(Protocol):
+    async def hit(self, key: str, window: float) -> tuple[int, float]:
+        """Count one event in a fixed window; returns (count, seconds until the window resets)."""
+
+    async def clear(self, key: str) -> None: ...
+
+
+class Bus(Protocol):
+    """Cache invalidation events (``"user:<id>"``, ``"topic:<name>"``) between processes.
+    ``connected`` is False while events may be missed; caches must not be trusted then."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish(self, event: str) -> None: ...
+    def listen(self) -> AsyncIterator[str | None]:
+        """Events as they come; yields None after a reconnect (caches must then be dropped)."""
+        ...
+
+
+class Backend(Protocol):
+    @property
+    def users(self) -> UserStore: ...
+    @property
+    def topics(self) -> TopicStore: ...
+    @property
+    def messages(self) -> MessageStore: ...
+    @property
+    def fanout(self) -> FanoutLog: ...
+    @property
+    def gateways(self) -> GatewayRegistry: ...
+    @property
+    def acks(self) -> AckStore: ...
+    @property
+    def counters(self) -> Counter: ...
+    @property
+    def bus(self) -> Bus: ...
+
+    async def ping(self) -> None:
+        """Raise ``Unavailable`` if storage cannot be reached."""
+
+    async def close(self) -> None: ...

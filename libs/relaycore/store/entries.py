@@ -1,0 +1,27 @@
+"""Stream entry <-> StoredMessage.  Fields: ``t`` topic (fan-out log only), ``p`` payload JSON,
+``ts`` ISO timestamp, ``m`` metadata JSON (optional), ``x`` expiry in epoch ms (optional)."""
+
+from __future__ import annotations
+
+from relaycore.models import NewMessage, StoredMessage
+
+
+def fields_of(m: NewMessage) -> list[bytes | str]:
+    return [
+        m.payload,
+        m.timestamp,
+        m.metadata or b"",
+        "" if m.expires_at_ms is None else str(m.expires_at_ms),
+    ]
+
+
+def decode(entry_id: bytes, fields: dict[bytes, bytes], topic: str | None = None) -> StoredMessage:
+    x = fields.get(b"x")
+    return StoredMessage(
+        message_id=entry_id.decode(),
+        topic=topic if topic is not None else fields[b"t"].decode(),
+        payload=fields[b"p"],
+        timestamp=fields[b"ts"].decode(),
+        metadata=fields.get(b"m"),
+        expires_at_ms=int(x) if x else None,
+    )

@@ -1,0 +1,74 @@
+-- Atomic publish: idempotency check, write-access check, topic auto-creation, and the appends to
+-- each topic stream and its partition's fan-out log, all in one step.  The fan-out log generates
+-- the id ('*'); the topic stream gets the same id, so a message has one id everywhere.
+--
+-- KEYS: [idem]? then per distinct topic: meta, stream, log, owned, index
+-- ARGV: 1 has_idem, 2 user_id, 3 is_admin, 4 username, 5 created_at, 6 idem_ttl_ms, 7 maxlen,
+--       8 minid ('0' = none), 9 log_maxlen, 10 invalidate channel, 11 result context,
+--       12 ntopics, 13 nmsgs; then per topic: name, new topic id; then per message:
+--       topic index (1-based), payload, timestamp, metadata ('' = none), expires_at_ms ('' = none)
+-- Returns {'ok', id...} | {'dup', stored} | {'denied', name...} | {'error', text}
+local has_idem = ARGV[1] == '1'
+local k = 0
+if has_idem then
+  k = 1
+  local prev = redis.call('GET', KEYS[1])
+  if prev then return {'dup', prev} end
+end
+local uid, is_admin = ARGV[2], ARGV[3] == '1'
+local ntopics, nmsgs = tonumber(ARGV[12]), tonumber(ARGV[13])
+local a = 14
+local names, tids, create, denied = {}, {}, {}, {}
+for i = 1, ntopics do
+  names[i], tids[i] = ARGV[a], ARGV[a + 1]
+  a = a + 2
+  local owner = redis.call('HGET', KEYS[k + (i - 1) * 5 + 1], 'owner_id')
+  if not owner then
+    create[i] = true
+  elseif owner ~= uid and not is_admin then
+    denied[#denied + 1] = names[i]
+  end
+end
+if #denied > 0 then
+  table.insert(denied, 1, 'denied')
+  return denied
+end
+for i = 1, ntopics do
+  if create[i] then
+    local b = k + (i - 1) * 5
+    redis.call('HSET', KEYS[b + 1], 'topic_id', tids[i], 'topic_name', names[i], 'owner_id', uid,
+      'is_public', '0', 'description', 'Auto-created topic by ' .. ARGV[4], 'created_at', ARGV[5])
+    redis.call('SADD', KEYS[b + 4], names[i])
+    redis.call('SADD', KEYS[b + 5], names[i])
+    redis.call('PUBLISH', ARGV[10], 'topic:' .. names[i])
+  end
+end
+local ids, written = {}, {}
+for j = 1, nmsgs do
+  local ti = tonumber(ARGV[a])
+  local fields = {'p', ARGV[a + 1], 'ts', ARGV[a + 2]}
+  if ARGV[a + 3] ~= '' then fields[#fields + 1] = 'm'; fields[#fields + 1] = ARGV[a + 3] end
+  if ARGV[a + 4] ~= '' then fields[#fields + 1] = 'x'; fields[#fields + 1] = ARGV[a + 4] end
+  a = a + 5
+  local b = k + (ti - 1) * 5
+  local id = redis.call('XADD', KEYS[b + 3], 'MAXLEN', '~', ARGV[9], '*', 't', names[ti], unpack(fields))
+  local res = redis.pcall('XADD', KEYS[b + 2], 'MAXLEN', '~', ARGV[7], id, unpack(fields))
+  if type(res) == 'table' and res.err then
+    -- The topic stream is ahead of its log (the log was deleted by hand): undo, write nothing.
+    redis.call('XDEL', KEYS[b + 3], id)
+    for w = 1, #written do redis.call('XDEL', written[w][1], written[w][2]); redis.call('XDEL', written[w][3], written[w][2]) end
+    return {'error', res.err}
+  end
+  written[#written + 1] = {KEYS[b + 2], id, KEYS[b + 3]}
+  ids[j] = id
+end
+if ARGV[8] ~= '0' then
+  for i = 1, ntopics do
+    redis.call('XTRIM', KEYS[k + (i - 1) * 5 + 2], 'MINID', '~', ARGV[8])
+  end
+end
+if has_idem then
+  redis.call('SET', KEYS[1], ARGV[11] .. '|' .. table.concat(ids, ','), 'PX', ARGV[6])
+end
+table.insert(ids, 1, 'ok')
+return ids

@@ -1,0 +1,440 @@
+"""The memory backend: every store interface in one process's memory, with the Valkey backend's
+semantics (same id format, same atomicity, same consumer groups).  Used when no Valkey is
+available to ``pulsar-relay serve all``, and by fast unit tests.  Nothing survives a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from relaycore import ids
+from relaycore.config import Settings
+from relaycore.errors import Conflict, Forbidden
+from relaycore.ids import StreamId
+from relaycore.keys import partition_of
+from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
+from relaycore.store.base import PublishKind, PublishResult
+from relaycore.store.valkey_messages import denied_detail
+
+
+class _Stream:
+    """An append-only sequence of (id, message), trimmed from the front."""
+
+    def __init__(self) -> None:
+        self.ids: list[StreamId] = []
+        self.items: list[StoredMessage] = []
+        self.last: StreamId = ids.ZERO
+
+    def next_id(self) -> StreamId:
+        ms = now_ms()
+        return (ms, 0) if ms > self.last[0] else (self.last[0], self.last[1] + 1)
+
+    def add(self, sid: StreamId, msg: StoredMessage) -> None:
+        self.ids.append(sid)
+        self.items.append(msg)
+        self.last = sid
+
+    def trim(self, maxlen: int, min_id: StreamId | None = None) -> None:
+        cut = max(0, len(self.ids) - maxlen)
+        if min_id is not None:
+            cut = max(cut, bisect.bisect_left(self.ids, min_id))
+        if cut:
+            del self.ids[:cut]
+            del self.items[:cut]
+
+    def after(self, sid: StreamId | None) -> int:
+        return 0 if sid is None else bisect.bisect_right(self.ids, sid)
+
+
+@dataclass
+class _Group:
+    delivered: StreamId
+    pending: dict[StreamId, StoredMessage] = field(default_factory=dict)
+
+
+class MemoryUsers:
+    def __init__(self) -> None:
+        self._by_id: dict[str, User] = {}
+        self._names: dict[str, str] = {}
+
+    async def create(self, user: User) -> None:
+        if user.username in self._names:
+            raise Conflict(f"Username '{user.username}' already exists")
+        self._names[user.username] = user.user_id
+        self._by_id[user.user_id] = _copy(user)
+
+    async def get(self, user_id: str) -> User | None:
+        u = self._by_id.get(user_id)
+        return None if u is None else _copy(u)
+
+    async def get_by_name(self, username: str) -> User | None:
+        uid = self._names.get(username)
+        return None if uid is None else await self.get(uid)
+
+    async def list(self) -> list[User]:
+        return sorted((_copy(u) for u in self._by_id.values()), key=lambda u: (u.created_at, u.username))
+
+    async def save(self, user: User) -> bool:
+        if user.user_id not in self._by_id:
+            return False
+        self._by_id[user.user_id] = _copy(user)
+        return True
+
+    async def delete(self, user_id: str) -> bool:
+        user = self._by_id.pop(user_id, None)
+        if user is None:
+            return False
+        self._names.pop(user.username, None)
+        return True
+
+
+def _copy(user: User) -> User:
+    return User(
+        **{f: getattr(user, f) for f in User.__struct_fields__} | {"permissions": list(user.permissions)}
+    )
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[str | None]] = set()
+        self.connected = True
+
+    async def publish(self, event: str) -> None:
+        for q in self._queues:
+            q.put_nowait(event)
+
+    async def listen(self) -> AsyncIterator[str | None]:
+        q: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queues.add(q)
+        try:
+            yield None
+            while True:
+                yield await q.get()
+        finally:
+            self._queues.discard(q)
+
+
+class MemoryData:
+    """Topics, streams and logs share one structure, as they share one script in Valkey."""
+
+    def __init__(self, settings: Settings, bus: MemoryBus) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.topics: dict[str, Topic] = {}
+        self.streams: dict[str, _Stream] = defaultdict(_Stream)
+        self.logs = [_Stream() for _ in range(settings.fanout_partitions)]
+        self.groups: list[dict[str, _Group]] = [{} for _ in range(settings.fanout_partitions)]
+        self.idem: dict[tuple[str, str], tuple[float, PublishResult]] = {}
+        self.log_event = asyncio.Event()
+
+
+class MemoryTopics:
+    def __init__(self, data: MemoryData) -> None:
+        self._d = data
+
+    async def create(self, topic: Topic) -> None:
+        if topic.topic_name in self._d.topics:
+            raise Conflict(f"Topic '{topic.topic_name}' already exists")
+        self._d.topics[topic.topic_name] = Topic(**{f: getattr(topic, f) for f in Topic.__struct_fields__})
+        await self._d.bus.publish(f"topic:{topic.topic_name}")
+
+    async def get(self, name: str) -> Topic | None:
+        t = self._d.topics.get(name)
+        if t is None:
+            return None
+        return Topic(
+            **{f: getattr(t, f) for f in Topic.__struct_fields__}
+            | {"allowed_user_ids": sorted(t.allowed_user_ids)}
+        )
+
+    async def update(self, name: str, *, is_public: bool | None, description: str | None) -> Topic | None:
+        t = self._d.topics.get(name)
+        if t is None:
+            return None
+        if is_public is not None:
+            t.is_public = is_public
+        if description is not None:
+            t.description = description
+        await self._d.bus.publish(f"topic:{name}")
+        return await self.get(name)
+
+    async def delete(self, name: str) -> bool:
+        if self._d.topics.pop(name, None) is None:
+            return False
+        self._d.streams.pop(name, None)
+        await self._d.bus.publish(f"topic:{name}")
+        return True
+
+    async def grant(self, name: str, user_id: str) -> bool:
+        t = self._d.topics.get(name)
+        if t is None or user_id in t.allowed_user_ids:
+            return False
+        t.allowed_user_ids.append(user_id)
+        await self._d.bus.publish(f"topic:{name}")
+        return True
+
+    async def revoke(self, name: str, user_id: str) -> bool:
+        t = self._d.topics.get(name)
+        if t is None or user_id not in t.allowed_user_ids:
+            return False
+        t.allowed_user_ids.remove(user_id)
+        await self._d.bus.publish(f"topic:{name}")
+        return True
+
+    async def names_for(self, user_id: str) -> tuple[list[str], list[str]]:
+        owned = sorted(n for n, t in self._d.topics.items() if t.owner_id == user_id)
+        granted = sorted(n for n, t in self._d.topics.items() if user_id in t.allowed_user_ids)
+        return owned, granted
+
+    async def all_names(self) -> list[str]:
+        return sorted(self._d.topics)
+
+    async def forget_user(self, user_id: str) -> None:
+        for name in (await self.names_for(user_id))[1]:
+            await self.revoke(name, user_id)
+
+
+class MemoryMessages:
+    def __init__(self, data: MemoryData) -> None:
+        self._d = data
+
+    async def publish(
+        self,
+        messages: Sequence[NewMessage],
+        *,
+        user: User,
+        kind: PublishKind,
+        idempotency_key: str | None,
+        idempotency_ttl: float,
+        topic_ids: Sequence[str],
+    ) -> PublishResult:
+        d = self._d
+        now = time.monotonic()
+        idem = None if idempotency_key is None else (user.user_id, idempotency_key)
+        if idem is not None:
+            d.idem = {k: v for k, v in d.idem.items() if v[0] > now}
+            if idem in d.idem:
+                first = d.idem[idem][1]
+                return PublishResult(
+                    kind=first.kind,
+                    message_ids=first.message_ids,
+                    topics=first.topics,
+                    timestamps=first.timestamps,
+                    duplicate=True,
+                )
+        denied = [
+            m.topic for m in messages if (t := d.topics.get(m.topic)) is not None and not t.can_write(user)
+        ]
+        if denied:
+            raise Forbidden(denied_detail(denied, kind))
+        for m, tid in zip(messages, topic_ids, strict=True):
+            if m.topic not in d.topics:
+                d.topics[m.topic] = Topic(
+                    topic_id=tid,
+                    topic_name=m.topic,
+                    owner_id=user.user_id,
+                    description=f"Auto-created topic by {user.username}",
+                    created_at=m.timestamp,
+                )
+                await d.bus.publish(f"topic:{m.topic}")
+        retention_ms = int(d.settings.persistent_tier_retention * 1000)
+        min_id = (now_ms() - retention_ms, 0) if retention_ms > 0 else None
+        out: list[str] = []
+        for m in messages:
+            p = partition_of(m.topic, d.settings.fanout_partitions)
+            log = d.logs[p]
+            sid = log.next_id()
+            stored = StoredMessage(
+                message_id=ids.fmt(sid),
+                topic=m.topic,
+                payload=m.payload,
+                timestamp=m.timestamp,
+                metadata=m.metadata,
+                expires_at_ms=m.expires_at_ms,
+            )
+            log.add(sid, stored)
+            log.trim(d.settings.fanout_log_maxlen)
+            stream = d.streams[m.topic]
+            stream.add(sid, stored)
+            stream.trim(d.settings.max_messages_per_topic, min_id)
+            out.append(stored.message_id)
+        d.log_event.set()
+        d.log_event = asyncio.Event()
+        result = PublishResult(
+            kind=kind,
+            message_ids=out,
+            topics=[m.topic for m in messages],
+            timestamps=[m.timestamp for m in messages],
+        )
+        if idem is not None:
+            d.idem[idem] = (now + idempotency_ttl, result)
+        return result
+
+    async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
+        s = self._d.streams.get(topic)
+        if s is None:
+            return []
+        now = now_ms()
+        live = (m for m in s.items[s.after(after) :] if not m.expired(now))
+        return [m for _, m in zip(range(limit), live, strict=False)]
+
+    async def read_before(self, topic: str, before: StreamId | None, limit: int) -> list[StoredMessage]:
+        s = self._d.streams.get(topic)
+        if s is None:
+            return []
+        end = len(s.ids) if before is None else bisect.bisect_left(s.ids, before)
+        now = now_ms()
+        live = (m for m in reversed(s.items[:end]) if not m.expired(now))
+        return [m for _, m in zip(range(limit), live, strict=False)]
+
+    async def last_id(self, topic: str) -> str | None:
+        s = self._d.streams.get(topic)
+        return s.items[-1].message_id if s and s.items else None
+
+    async def length(self, topic: str) -> int:
+        s = self._d.streams.get(topic)
+        return len(s.ids) if s else 0
+
+
+class MemoryFanout:
+    def __init__(self, data: MemoryData) -> None:
+        self._d = data
+        self.partitions = data.settings.fanout_partitions
+
+    async def join(self, group: str) -> dict[int, str]:
+        for p, groups in enumerate(self._d.groups):
+            groups.setdefault(group, _Group(delivered=self._d.logs[p].last))
+        return {p: ids.fmt(g[group].delivered) for p, g in enumerate(self._d.groups)}
+
+    async def read(
+        self, group: str, *, count: int, block: float, pending: bool = False
+    ) -> list[tuple[int, list[StoredMessage]]]:
+        if pending:
+            return [
+                (p, [g[group].pending[k] for k in sorted(g[group].pending)][:count])
+                for p, g in enumerate(self._d.groups)
+                if group in g and g[group].pending
+            ]
+        out = self._take(group, count)
+        if not out and block > 0:
+            try:
+                await asyncio.wait_for(self._d.log_event.wait(), block)
+            except TimeoutError:
+                return []
+            out = self._take(group, count)
+        return out
+
+    def _take(self, group: str, count: int) -> list[tuple[int, list[StoredMessage]]]:
+        out = []
+        for p, log in enumerate(self._d.logs):
+            g = self._d.groups[p].setdefault(group, _Group(delivered=log.last))
+            start = log.after(g.delivered)
+            batch = log.items[start : start + count]
+            if batch:
+                for sid, m in zip(log.ids[start : start + count], batch, strict=True):
+                    g.pending[sid] = m
+                g.delivered = log.ids[start + len(batch) - 1]
+                out.append((p, batch))
+        return out
+
+    async def ack(self, group: str, partition: int, ids_: Sequence[str]) -> None:
+        g = self._d.groups[partition].get(group)
+        if g is not None:
+            for i in ids_:
+                g.pending.pop(ids.require(i, ["id"]), None)
+
+    async def lag(self, group: str) -> int:
+        total = 0
+        for p, log in enumerate(self._d.logs):
+            g = self._d.groups[p].get(group)
+            if g is not None:
+                total += len(log.ids) - log.after(g.delivered) + len(g.pending)
+        return total
+
+    async def drop(self, group: str) -> None:
+        for groups in self._d.groups:
+            groups.pop(group, None)
+
+
+class MemoryGateways:
+    def __init__(self, expiry: float) -> None:
+        self._seen: dict[str, int] = {}
+        self._stats: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        self._expiry_ms = int(expiry * 1000)
+
+    async def heartbeat(self, gateway_id: str, stats: dict[str, int], topic_counts: dict[str, int]) -> None:
+        self._seen[gateway_id] = now_ms()
+        self._stats[gateway_id] = (dict(stats), dict(topic_counts))
+
+    async def live(self) -> dict[str, int]:
+        return dict(self._seen)
+
+    async def forget(self, gateway_id: str) -> None:
+        self._seen.pop(gateway_id, None)
+        self._stats.pop(gateway_id, None)
+
+    async def stats(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+        cutoff = now_ms() - self._expiry_ms
+        return [(g, *self._stats[g]) for g, seen in self._seen.items() if seen >= cutoff and g in self._stats]
+
+
+class MemoryAcks:
+    def __init__(self) -> None:
+        self._pos: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+
+    async def record(self, user_id: str, client_id: str, topic: str, message_id: str) -> None:
+        new = ids.require(message_id, ["message_id"])
+        cur = self._pos[(user_id, client_id)].get(topic)
+        if cur is None or new > ids.require(cur, ["message_id"]):
+            self._pos[(user_id, client_id)][topic] = message_id
+
+    async def positions(self, user_id: str, client_id: str) -> dict[str, str]:
+        return dict(self._pos.get((user_id, client_id), {}))
+
+
+class MemoryCounters:
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    async def hit(self, key: str, window: float) -> tuple[int, float]:
+        now = time.monotonic()
+        end, count = self._windows.get(key, (0.0, 0))
+        if end <= now:
+            end, count = now + window, 0
+        self._windows[key] = (end, count + 1)
+        return count + 1, end - now
+
+    async def clear(self, key: str) -> None:
+        self._windows.pop(key, None)
+
+
+class MemoryBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.bus = MemoryBus()
+        data = MemoryData(settings, self.bus)
+        self.users = MemoryUsers()
+        self.topics = MemoryTopics(data)
+        self.messages = MemoryMessages(data)
+        self.fanout = MemoryFanout(data)
+        self.gateways = MemoryGateways(settings.gateway_expiry)
+        self.acks = MemoryAcks()
+        self.counters = MemoryCounters()
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+_shared: dict[int, MemoryBackend] = {}
+
+
+def shared_backend(settings: Settings) -> MemoryBackend:
+    """One memory backend per process (per partition count), so co-mounted services share it."""
+    return _shared.setdefault(settings.fanout_partitions, MemoryBackend(settings))

@@ -1,0 +1,80 @@
+"""The partitioned fan-out logs, read by each gateway through its own consumer group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from relaycore.keys import Keys
+from relaycore.models import StoredMessage
+from relaycore.store._guard import guard_methods
+from relaycore.store.entries import decode
+from relaycore.valkey import Client
+
+
+@guard_methods
+class ValkeyFanout:
+    def __init__(self, client: Client, keys: Keys) -> None:
+        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._k = keys
+        self.partitions = keys.partitions
+
+    async def join(self, group: str) -> dict[int, str]:
+        positions: dict[int, str] = {}
+        for p in range(self.partitions):
+            log = self._k.log(p)
+            try:
+                await self._r.xgroup_create(log, group, id="$", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            for info in await self._r.xinfo_groups(log):
+                if info["name"].decode() == group:
+                    positions[p] = info["last-delivered-id"].decode()
+        return positions
+
+    async def read(
+        self, group: str, *, count: int, block: float, pending: bool = False
+    ) -> list[tuple[int, list[StoredMessage]]]:
+        streams = {self._k.log(p): ("0" if pending else ">") for p in range(self.partitions)}
+        index = {self._k.log(p).encode(): p for p in range(self.partitions)}
+        try:
+            reply = await self._r.xreadgroup(
+                group, group, streams, count=count, block=None if pending else max(1, int(block * 1000))
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # removed by a peer that took us for dead: join again
+                await self.join(group)
+                return []
+            raise
+        out: list[tuple[int, list[StoredMessage]]] = []
+        for stream, entries in reply or []:
+            p = index[stream]
+            trimmed = [i for i, f in entries if not f]
+            if trimmed:  # pending entries already trimmed from the log: nothing left to deliver
+                await self._r.xack(self._k.log(p), group, *trimmed)
+            msgs = [decode(i, f) for i, f in entries if f]
+            if msgs:
+                out.append((p, msgs))
+        return out
+
+    async def ack(self, group: str, partition: int, ids: Sequence[str]) -> None:
+        if ids:
+            await self._r.xack(self._k.log(partition), group, *ids)
+
+    async def lag(self, group: str) -> int:
+        total = 0
+        for p in range(self.partitions):
+            for info in await self._r.xinfo_groups(self._k.log(p)):
+                if info["name"].decode() == group:
+                    total += int(info.get("lag") or 0) + int(info.get("pending") or 0)
+        return total
+
+    async def drop(self, group: str) -> None:
+        for p in range(self.partitions):
+            try:
+                await self._r.xgroup_destroy(self._k.log(p), group)
+            except ResponseError:
+                pass  # log does not exist

@@ -1,0 +1,148 @@
+"""Publishing (one atomic script per request) and reading topic streams in Valkey."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from relaycore import ids
+from relaycore.config import Settings
+from relaycore.errors import Forbidden, Unavailable
+from relaycore.ids import StreamId
+from relaycore.keys import Keys
+from relaycore.models import NewMessage, StoredMessage, User, now_ms
+from relaycore.store._guard import guard_methods
+from relaycore.store._scripts import load
+from relaycore.store.base import PublishKind, PublishResult
+from relaycore.store.entries import decode, fields_of
+from relaycore.valkey import Client
+
+
+class _Context(msgspec.Struct, array_like=True):
+    kind: PublishKind
+    topics: list[str]
+    timestamps: list[str]
+
+
+_ctx_decoder = msgspec.json.Decoder(_Context)
+
+
+def denied_detail(topics: Sequence[str], kind: PublishKind) -> str:
+    if kind == "single":
+        return f"Access denied to topic '{topics[0]}' (requires write permission)"
+    return f"Access denied to topics: {sorted(set(topics))!r}"
+
+
+@guard_methods
+class ValkeyMessages:
+    def __init__(self, client: Client, keys: Keys, settings: Settings) -> None:
+        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._k = keys
+        self._s = settings
+        self._publish = load(client, "publish")
+
+    async def publish(
+        self,
+        messages: Sequence[NewMessage],
+        *,
+        user: User,
+        kind: PublishKind,
+        idempotency_key: str | None,
+        idempotency_ttl: float,
+        topic_ids: Sequence[str],
+    ) -> PublishResult:
+        order: dict[str, int] = {}
+        keys: list[str] = []
+        if idempotency_key is not None:
+            keys.append(self._k.idempotency(messages[0].topic, user.user_id, idempotency_key))
+        topic_args: list[str] = []
+        msg_args: list[bytes | str] = []
+        for m, tid in zip(messages, topic_ids, strict=True):
+            if m.topic not in order:
+                order[m.topic] = len(order) + 1
+                p = self._k.partition(m.topic)
+                keys += [
+                    self._k.topic(m.topic),
+                    self._k.stream(m.topic),
+                    self._k.log(p),
+                    self._k.owned(p, user.user_id),
+                    self._k.topic_index(p),
+                ]
+                topic_args += [m.topic, tid]
+            msg_args += [str(order[m.topic]), *fields_of(m)]
+        topics = [m.topic for m in messages]
+        timestamps = [m.timestamp for m in messages]
+        context = msgspec.json.encode(_Context(kind, topics, timestamps))
+        retention_ms = int(self._s.persistent_tier_retention * 1000)
+        minid = f"{now_ms() - retention_ms}-0" if retention_ms > 0 else "0"
+        reply = await self._publish(
+            keys=keys,
+            args=[
+                "1" if idempotency_key is not None else "0",
+                user.user_id,
+                "1" if user.is_admin else "0",
+                user.username,
+                timestamps[0],
+                str(int(idempotency_ttl * 1000)),
+                str(self._s.max_messages_per_topic),
+                minid,
+                str(self._s.fanout_log_maxlen),
+                self._k.invalidate_channel,
+                context,
+                str(len(order)),
+                str(len(messages)),
+                *topic_args,
+                *msg_args,
+            ],
+        )
+        status = reply[0]
+        if status == b"ok":
+            return PublishResult(
+                kind=kind, message_ids=[i.decode() for i in reply[1:]], topics=topics, timestamps=timestamps
+            )
+        if status == b"dup":
+            stored, _, joined = reply[1].rpartition(b"|")
+            ctx = _ctx_decoder.decode(stored)
+            return PublishResult(
+                kind=ctx.kind,
+                message_ids=joined.decode().split(","),
+                topics=ctx.topics,
+                timestamps=ctx.timestamps,
+                duplicate=True,
+            )
+        if status == b"denied":
+            raise Forbidden(denied_detail([t.decode() for t in reply[1:]], kind))
+        raise Unavailable(f"Storage rejected the write: {reply[1].decode(errors='replace')}")
+
+    async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
+        start = "-" if after is None else f"({ids.fmt(after)}"
+        out: list[StoredMessage] = []
+        now = now_ms()
+        while (wanted := limit - len(out)) > 0:
+            rows = await self._r.xrange(self._k.stream(topic), min=start, max="+", count=wanted)
+            out += [m for m in (decode(i, f, topic) for i, f in rows) if not m.expired(now)]
+            if len(rows) < wanted:
+                break
+            start = f"({rows[-1][0].decode()}"
+        return out
+
+    async def read_before(self, topic: str, before: StreamId | None, limit: int) -> list[StoredMessage]:
+        end = "+" if before is None else f"({ids.fmt(before)}"
+        out: list[StoredMessage] = []
+        now = now_ms()
+        while (wanted := limit - len(out)) > 0:
+            rows = await self._r.xrevrange(self._k.stream(topic), max=end, min="-", count=wanted)
+            out += [m for m in (decode(i, f, topic) for i, f in rows) if not m.expired(now)]
+            if len(rows) < wanted:
+                break
+            end = f"({rows[-1][0].decode()}"
+        return out
+
+    async def last_id(self, topic: str) -> str | None:
+        rows = await self._r.xrevrange(self._k.stream(topic), count=1)
+        return rows[0][0].decode() if rows else None
+
+    async def length(self, topic: str) -> int:
+        return int(await self._r.xlen(self._k.stream(topic)))

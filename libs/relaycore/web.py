@@ -1,0 +1,278 @@
+"""The only Starlette-aware module in relaycore: error mapping, JSON in and out, the bearer
+token, body limits, request metrics, and the ``/health``, ``/ready``, ``/metrics`` routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relaycore import errors, metrics
+from relaycore.config import Settings
+from relaycore.context import Context
+from relaycore.models import User, iso_z
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+VERSION = "0.1.0"
+
+_STATUS: dict[type[errors.RelayError], int] = {
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.BadRequest: 400,
+    errors.InvalidInput: 422,
+    errors.PayloadTooLarge: 413,
+    errors.RateLimited: 429,
+    errors.Unavailable: 503,
+}
+_encoder = msgspec.json.Encoder()
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
+
+
+def relay_error_response(exc: errors.RelayError) -> Response:
+    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.InvalidInput):
+        return JSON({"detail": exc.errors}, status, headers)
+    return JSON({"detail": exc.detail}, status, headers)
+
+
+async def _on_relay_error(request: HTTPConnection, exc: Exception) -> Response:
+    assert isinstance(exc, errors.RelayError)
+    return relay_error_response(exc)
+
+
+async def _on_http_error(request: HTTPConnection, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSON({"detail": exc.detail}, exc.status_code, exc.headers)
+
+
+async def _on_storage_error(request: HTTPConnection, exc: Exception) -> Response:
+    metrics.storage_errors.labels(_service(request)).inc()
+    log.warning("storage error on %s: %r", request.url.path, exc)
+    return JSON({"detail": "Storage is unavailable, retry later"}, 503)
+
+
+async def _on_crash(request: HTTPConnection, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path)
+    return JSON({"error": "INTERNAL_ERROR", "message": "An internal error occurred", "details": None}, 500)
+
+
+EXCEPTION_HANDLERS: dict[Any, Callable[[HTTPConnection, Exception], Awaitable[Response]]] = {
+    errors.RelayError: _on_relay_error,
+    HTTPException: _on_http_error,
+    RedisError: _on_storage_error,
+    Exception: _on_crash,
+}
+
+
+# --- JSON bodies ------------------------------------------------------------------------------
+
+_PATH = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+def _loc(path: str) -> list[str | int]:
+    return ["body", *[m.group(1) if m.group(1) else int(m.group(2)) for m in _PATH.finditer(path)]]
+
+
+def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> errors.InvalidInput:
+    """A msgspec failure as a FastAPI-style 422 item."""
+    text = str(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        msg, _, path = text.partition(" - at `$")
+        loc = _loc(path.rstrip("`"))
+        kind = "missing" if msg.startswith("Object missing required field") else "value_error"
+        if kind == "missing":
+            loc.append(msg.split("`")[1])
+            msg = "Field required"
+        return errors.InvalidInput([{"type": kind, "loc": loc, "msg": msg, "input": None}])
+    return errors.InvalidInput(
+        [{"type": "json_invalid", "loc": ["body"], "msg": f"JSON decode error: {text}", "input": None}]
+    )
+
+
+async def read_json(request: Request, schema: type[T]) -> T:
+    """The body decoded straight into ``schema`` (a msgspec Struct); 422 on any mismatch."""
+    body = await request.body()
+    if not body:
+        raise errors.InvalidInput(
+            [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+        )
+    try:
+        return msgspec.json.decode(body, type=schema)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise validation_error(exc) from None
+
+
+# --- identity ---------------------------------------------------------------------------------
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def context_of(conn: HTTPConnection) -> Context:
+    ctx: Context = conn.app.state.relay
+    return ctx
+
+
+async def current_user(conn: HTTPConnection) -> User:
+    return await context_of(conn).authorizer.authenticate(bearer_token(conn))
+
+
+# --- ops routes -------------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    return JSON({"status": "healthy", "timestamp": iso_z(datetime.now(UTC)), "version": VERSION})
+
+
+async def ready(request: Request) -> Response:
+    try:
+        await context_of(request).backend.ping()
+    except (errors.Unavailable, RedisError, OSError) as exc:
+        return JSON({"ready": False, "checks": {"storage": f"error: {type(exc).__name__}"}}, 503)
+    return JSON({"ready": True, "checks": {"storage": "ok"}})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+OPS_ROUTES = [
+    Route("/health", health, methods=["GET"]),
+    Route("/ready", ready, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+]
+
+
+# --- middleware -------------------------------------------------------------------------------
+
+
+def _service(conn: HTTPConnection) -> str:
+    return str(conn.scope.get("relay.service", "relay"))
+
+
+class RelayMiddleware:
+    """Request ids, body-size limit (413 before the handler sees an over-long body) and metrics."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            scope.setdefault("relay.service", self.service)
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("relay.service", self.service)
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._too_large(scope, receive, send, request_id)
+            return
+        seen = 0
+        status = 500
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise errors.PayloadTooLarge(f"Request body exceeds {self.max_body} bytes")
+            return message
+
+        async def tagged_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, limited_receive, tagged_send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics.http_requests.labels(self.service, scope["method"], path, str(status)).inc()
+            metrics.http_latency.labels(self.service, path).observe(time.perf_counter() - start)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        response = JSON(
+            {"detail": f"Request body exceeds {self.max_body} bytes"}, 413, {"x-request-id": request_id}
+        )
+        await response(scope, receive, send)
+
+
+# --- app factory ------------------------------------------------------------------------------
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def service_app(
+    service: str,
+    settings: Settings,
+    ctx: Context | None,
+    routes: Sequence[BaseRoute],
+    *,
+    startup: Sequence[Hook] = (),
+    shutdown: Sequence[Hook] = (),
+) -> Starlette:
+    """A service's Starlette app: its routes plus the ops routes, relay error mapping, limits and
+    metrics, and a lifespan that starts the shared context, then ``startup`` hooks (and the reverse)."""
+    context = ctx or Context(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await context.start()
+        try:
+            for hook in startup:
+                await hook()
+            yield
+        finally:
+            for hook in reversed(shutdown):
+                await hook()
+            await context.stop()
+
+    app = Starlette(
+        routes=[*routes, *OPS_ROUTES],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+        middleware=[Middleware(RelayMiddleware, service=service, max_body_bytes=settings.max_body_bytes)],
+    )
+    app.state.relay = context
+    return app

@@ -1,0 +1,1 @@
+"""The ``pulsar-relay`` command: runs any service, or all of them in one process."""

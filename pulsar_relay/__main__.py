@@ -1,0 +1,3 @@
+from pulsar_relay.cli import main
+
+raise SystemExit(main())

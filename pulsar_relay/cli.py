@@ -1,0 +1,111 @@
+"""``pulsar-relay``: serve a service (or all of them), and manage users by hand.
+
+pulsar-relay serve all|auth|ingest|gateway [--host H] [--port P] [--config FILE]
+pulsar-relay users create --username U --password P [--email E] [--permission admin ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from relaycore import config as relay_config
+from relaycore.logs import setup_logging
+
+
+def _app_factory(service: str) -> Any:
+    if service == "all":
+        from pulsar_relay.allinone import create_app
+
+        return create_app
+    if service == "auth":
+        from auth.app import create_app as auth_app
+
+        return auth_app
+    if service == "ingest":
+        from ingest.app import create_app as ingest_app
+
+        return ingest_app
+    from gateway.app import create_app as gateway_app
+
+    return gateway_app
+
+
+def _load(args: argparse.Namespace) -> relay_config.Settings:
+    try:
+        return relay_config.load(config_file=args.config)
+    except relay_config.ConfigError as exc:
+        print(f"pulsar-relay: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    setup_logging(settings)
+    from pulsar_relay.server import run
+
+    app = _app_factory(args.service)(settings)
+    run(app, settings, args.host or settings.host, args.port or settings.port)
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    setup_logging(settings)
+    from auth.users import ensure_user
+    from relaycore.store import open_backend
+
+    async def go() -> str:
+        backend = open_backend(settings)
+        try:
+            user, created = await ensure_user(
+                backend,
+                username=args.username,
+                password=args.password,
+                email=args.email,
+                permissions=args.permission or ["read"],
+            )
+            return f"{'created' if created else 'updated'} user {user.username} ({user.user_id})"
+        finally:
+            await backend.close()
+
+    print(asyncio.run(go()))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pulsar-relay", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--config", help="YAML or TOML settings file (default: $PULSAR_CONFIG_FILE, ./config.yaml)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run a service")
+    serve.add_argument("service", choices=["all", "auth", "ingest", "gateway"])
+    serve.add_argument("--host", default=None, help="bind address (default: settings host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: settings port, 8080)")
+    serve.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
+    create = users.add_parser("create", help="create a user, or update one that exists")
+    create.add_argument("--username", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--email", default=None)
+    create.add_argument(
+        "--permission",
+        action="append",
+        choices=["admin", "read", "write"],
+        help="repeat for several (default: read)",
+    )
+    create.set_defaults(func=cmd_users_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.captureWarnings(True)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,13 @@
+"""Composition of the gateway service: routes, lifespan hooks.  Wires; does not decide."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from relaycore.config import Settings
+from relaycore.context import Context
+from relaycore.web import service_app
+
+
+def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
+    return service_app("gateway", settings, ctx, [])
