@@ -1,0 +1,58 @@
+"""The architecture as a test: which package may import which (ANCHORS.md "Which way the arrows point")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("auth", "ingest", "gateway")
+FRAMEWORK = ("starlette", "hypercorn", "uvicorn")
+# Modules allowed to speak HTTP/WebSocket; everything else is core and framework-free.
+TRANSPORT_MODULES = {
+    "relaycore/web.py",
+}
+TRANSPORT_NAMES = ("app.py", "ws.py", "longpoll.py", "history.py", "stats.py")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _modules(base: Path) -> list[Path]:
+    return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_relaycore_imports_no_service() -> None:
+    """relaycore is a library: it never imports a service or the composition root."""
+    for path in _modules(ROOT / "libs" / "relaycore"):
+        bad = _imports(path) & {*SERVICES, "pulsar_relay"}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_services_never_import_each_other() -> None:
+    """A service imports relaycore and itself, never another service or the composition root."""
+    for service in SERVICES:
+        for path in _modules(ROOT / "services" / service):
+            bad = _imports(path) & ({*SERVICES, "pulsar_relay"} - {service})
+            assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_core_modules_do_not_import_the_web_framework() -> None:
+    """Only transport modules (routes, ws, long-poll, app wiring, relaycore.web) import starlette/hypercorn."""
+    candidates = [*_modules(ROOT / "libs" / "relaycore")]
+    for service in SERVICES:
+        candidates += _modules(ROOT / "services" / service)
+    for path in candidates:
+        rel = path.relative_to(ROOT / "libs") if "libs" in path.parts else path.relative_to(ROOT / "services")
+        if str(rel) in TRANSPORT_MODULES or path.name in TRANSPORT_NAMES or path.name.startswith("routes"):
+            continue
+        bad = _imports(path) & set(FRAMEWORK)
+        assert not bad, f"{rel} is core logic but imports {bad}"
