@@ -46,7 +46,7 @@ def test_services_never_import_each_other() -> None:
 
 
 def test_core_modules_do_not_import_the_web_framework() -> None:
-    """Only transport modules (routes, ws, long-poll, app wiring, relaycore.web) import starlette/hypercorn."""
+    """Only transport modules (routes, ws, long-poll, app wiring, relaycore.web) import the framework."""
     candidates = [*_modules(ROOT / "libs" / "relaycore")]
     for service in SERVICES:
         candidates += _modules(ROOT / "services" / service)
