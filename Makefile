@@ -13,11 +13,14 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: install valkey lint typecheck test test-fast run stack bench all fmt clean
 install: $(VENV)/.installed
 
-# A Valkey (or Redis 7) server binary for the tests; installs Debian's redis-server when it can.
+# System tools the tests use: a Valkey (or Redis 7) server and HAProxy; Debian packages when missing.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 valkey:
 	@command -v valkey-server >/dev/null || command -v redis-server >/dev/null || \
-	  { command -v apt-get >/dev/null && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); } || \
+	  { command -v apt-get >/dev/null && (apt-get update -qq && $(APT_INSTALL) redis-server >/dev/null); } || \
 	  { echo "need valkey-server or redis-server on PATH (or Docker for testcontainers)"; exit 1; }
+	@command -v haproxy >/dev/null || { command -v apt-get >/dev/null && $(APT_INSTALL) haproxy >/dev/null; } || \
+	  echo "haproxy not installed: split-stack tests will be skipped"
 
 lint: install
 	$(VENV)/bin/ruff check libs services pulsar_relay tests bench
@@ -36,8 +39,14 @@ test: install valkey lint typecheck
 test-fast: install valkey
 	$(PY) -m pytest -x -q -m "not slow"
 
-run: install valkey
+run: install
 	$(VENV)/bin/pulsar-relay dev
+
+stack: install valkey
+	$(VENV)/bin/pulsar-relay stack
+
+bench: install valkey
+	$(PY) -m bench.suite
 
 all: test
 
