@@ -19,7 +19,7 @@ valkey:
 	@command -v valkey-server >/dev/null || command -v redis-server >/dev/null || \
 	  { command -v apt-get >/dev/null && (apt-get update -qq && $(APT_INSTALL) redis-server >/dev/null); } || \
 	  { echo "need valkey-server or redis-server on PATH (or Docker for testcontainers)"; exit 1; }
-	@command -v haproxy >/dev/null || { command -v apt-get >/dev/null && $(APT_INSTALL) haproxy >/dev/null; } || \
+	@command -v haproxy >/dev/null || { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) haproxy >/dev/null; } || \
 	  echo "haproxy not installed: split-stack tests will be skipped"
 
 lint: install
