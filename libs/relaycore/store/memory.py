@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -39,8 +39,13 @@ class _Stream:
         self.items.append(msg)
         self.last = sid
 
-    def trim(self, maxlen: int, min_id: StreamId | None = None) -> None:
+    def trim(self, maxlen: int, min_id: StreamId | None = None, *, slack: bool = False) -> None:
+        """Drop the oldest entries beyond ``maxlen`` and before ``min_id``.  With ``slack`` (like
+        Valkey's ``MAXLEN ~``) only once the excess reaches 1/8 of ``maxlen``, so that trimming a
+        long list from the front stays cheap per append."""
         cut = max(0, len(self.ids) - maxlen)
+        if slack and cut < max(1, maxlen // 8):
+            cut = 0
         if min_id is not None:
             cut = max(cut, bisect.bisect_left(self.ids, min_id))
         if cut:
@@ -129,7 +134,7 @@ class MemoryData:
         self.streams: dict[str, _Stream] = defaultdict(_Stream)
         self.logs = [_Stream() for _ in range(settings.fanout_partitions)]
         self.groups: list[dict[str, _Group]] = [{} for _ in range(settings.fanout_partitions)]
-        self.idem: dict[tuple[str, str], tuple[float, PublishResult]] = {}
+        self.idem: OrderedDict[tuple[str, str], tuple[float, PublishResult]] = OrderedDict()
         self.log_event = asyncio.Event()
 
 
@@ -217,8 +222,8 @@ class MemoryMessages:
         now = time.monotonic()
         idem = None if idempotency_key is None else (user.user_id, idempotency_key)
         if idem is not None:
-            d.idem = {k: v for k, v in d.idem.items() if v[0] > now}
-            if idem in d.idem:
+            _forget_expired(d.idem, now)
+            if idem in d.idem and d.idem[idem][0] > now:
                 first = d.idem[idem][1]
                 return PublishResult(
                     kind=first.kind,
@@ -258,7 +263,7 @@ class MemoryMessages:
                 expires_at_ms=m.expires_at_ms,
             )
             log.add(sid, stored)
-            log.trim(d.settings.fanout_log_maxlen)
+            log.trim(d.settings.fanout_log_maxlen, slack=True)
             stream = d.streams[m.topic]
             stream.add(sid, stored)
             stream.trim(d.settings.max_messages_per_topic, min_id)
@@ -299,6 +304,16 @@ class MemoryMessages:
     async def length(self, topic: str) -> int:
         s = self._d.streams.get(topic)
         return len(s.ids) if s else 0
+
+
+def _forget_expired(records: OrderedDict[tuple[str, str], tuple[float, PublishResult]], now: float) -> None:
+    """Drop expired idempotency records from the oldest end: records are inserted in time order,
+    so this is amortised O(1) per publish instead of a scan of every live record."""
+    while records:
+        oldest = next(iter(records))
+        if records[oldest][0] > now:
+            return
+        records.popitem(last=False)
 
 
 class MemoryFanout:

@@ -74,7 +74,8 @@ class ValkeyMessages:
             msg_args += [str(order[m.topic]), *fields_of(m)]
         topics = [m.topic for m in messages]
         timestamps = [m.timestamp for m in messages]
-        context = msgspec.json.encode(_Context(kind, topics, timestamps))
+        # What a repeat needs to rebuild the response; only kept when there is a key.
+        context = b"" if idempotency_key is None else msgspec.json.encode(_Context(kind, topics, timestamps))
         retention_ms = int(self._s.persistent_tier_retention * 1000)
         minid = f"{now_ms() - retention_ms}-0" if retention_ms > 0 else "0"
         reply = await self._publish(
@@ -114,7 +115,7 @@ class ValkeyMessages:
             )
         if status == b"denied":
             raise Forbidden(denied_detail([t.decode() for t in reply[1:]], kind))
-        raise Unavailable(f"Storage rejected the write: {reply[1].decode(errors='replace')}")
+        raise Unavailable(f"Unexpected reply from the publish script: {status!r}")
 
     async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
         start = "-" if after is None else f"({ids.fmt(after)}"

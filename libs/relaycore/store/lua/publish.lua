@@ -7,7 +7,7 @@
 --       8 minid ('0' = none), 9 log_maxlen, 10 invalidate channel, 11 result context,
 --       12 ntopics, 13 nmsgs; then per topic: name, new topic id; then per message:
 --       topic index (1-based), payload, timestamp, metadata ('' = none), expires_at_ms ('' = none)
--- Returns {'ok', id...} | {'dup', stored} | {'denied', name...} | {'error', text}
+-- Returns {'ok', id...} | {'dup', stored} | {'denied', name...}
 local has_idem = ARGV[1] == '1'
 local k = 0
 if has_idem then
@@ -43,7 +43,17 @@ for i = 1, ntopics do
     redis.call('PUBLISH', ARGV[10], 'topic:' .. names[i])
   end
 end
-local ids, written = {}, {}
+-- The next id after a stream's last generated one ('<ms>-<seq>' -> '<ms>-<seq+1>').
+local function after_top(stream)
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for n = 1, #info, 2 do
+    if info[n] == 'last-generated-id' then
+      local ms, seq = string.match(info[n + 1], '^(%d+)-(%d+)$')
+      return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+    end
+  end
+end
+local ids = {}
 for j = 1, nmsgs do
   local ti = tonumber(ARGV[a])
   local fields = {'p', ARGV[a + 1], 'ts', ARGV[a + 2]}
@@ -51,15 +61,17 @@ for j = 1, nmsgs do
   if ARGV[a + 4] ~= '' then fields[#fields + 1] = 'x'; fields[#fields + 1] = ARGV[a + 4] end
   a = a + 5
   local b = k + (ti - 1) * 5
-  local id = redis.call('XADD', KEYS[b + 3], 'MAXLEN', '~', ARGV[9], '*', 't', names[ti], unpack(fields))
-  local res = redis.pcall('XADD', KEYS[b + 2], 'MAXLEN', '~', ARGV[7], id, unpack(fields))
+  local stream, log = KEYS[b + 2], KEYS[b + 3]
+  local id = redis.call('XADD', log, 'MAXLEN', '~', ARGV[9], '*', 't', names[ti], unpack(fields))
+  local res = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[7], id, unpack(fields))
   if type(res) == 'table' and res.err then
-    -- The topic stream is ahead of its log (the log was deleted by hand): undo, write nothing.
-    redis.call('XDEL', KEYS[b + 3], id)
-    for w = 1, #written do redis.call('XDEL', written[w][1], written[w][2]); redis.call('XDEL', written[w][3], written[w][2]) end
-    return {'error', res.err}
+    -- The topic stream is ahead of its log (the log was reset or restored from an older copy):
+    -- move this message past the stream's top in both, so the topic stays publishable.
+    redis.call('XDEL', log, id)
+    id = after_top(stream)
+    redis.call('XADD', log, 'MAXLEN', '~', ARGV[9], id, 't', names[ti], unpack(fields))
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[7], id, unpack(fields))
   end
-  written[#written + 1] = {KEYS[b + 2], id, KEYS[b + 3]}
   ids[j] = id
 end
 if ARGV[8] ~= '0' then
