@@ -1,0 +1,140 @@
+"""Request bodies and headers -> validated ``NewMessage``s, with the reference's rules and
+FastAPI-style 422 items.  Transport-neutral and pure apart from reading the clock once.
+
+The body is re-encoded compactly in one pass (``msgspec.json.format``), which also proves it is
+well-formed JSON before authentication runs (the reference's check order); the payloads are then
+slices of that compact text, stored without ever being decoded into Python objects.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from ingest.schema import MessageIn, bulk_decoder, metadata_encoder, single_decoder
+from relaycore.errors import BadRequest, InvalidInput
+from relaycore.models import NewMessage, iso_z
+from relaycore.names import topic_problem
+
+IDEMPOTENCY_KEY_MAX = 255
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PATH = re.compile(r"\.(\w+)|\[(\d+)\]")
+_BYTE = re.compile(r"\(byte (\d+)\)")
+
+
+def compact_body(body: bytes) -> bytes | None:
+    """The body as compact JSON text, or None when empty (reported as missing after auth).
+    Malformed JSON is a 422 ``json_invalid`` and bytes that are not UTF-8 a 400, as the reference."""
+    if not body.strip():
+        return None
+    if not body.isascii():
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            raise BadRequest("There was an error parsing the body") from None
+    try:
+        return msgspec.json.format(body, indent=-1)
+    except msgspec.DecodeError as exc:
+        at = _BYTE.search(str(exc))
+        item = {
+            "type": "json_invalid",
+            "loc": ["body", int(at.group(1)) if at else len(body)],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": str(exc)},
+        }
+        raise InvalidInput([item]) from None
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The ``Idempotency-Key`` header: absent, or 1..255 printable ASCII characters."""
+    if value is None:
+        return None
+    if 1 <= len(value) <= IDEMPOTENCY_KEY_MAX and value.isascii() and value.isprintable():
+        return value
+    raise InvalidInput.single(
+        ["header", "idempotency-key"],
+        f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters",
+        value,
+    )
+
+
+def single(body: bytes | None, received_ns: int) -> list[NewMessage]:
+    """The message of a ``POST /api/v1/messages`` body (compact JSON text)."""
+    item = _decode(single_decoder, body)
+    _raise_if(_problems(item, ["body"]))
+    return [_message(item, received_ns // 1_000_000, timestamp_of(received_ns))]
+
+
+def bulk(body: bytes | None, received_ns: int) -> list[NewMessage]:
+    """The messages of a ``POST /api/v1/messages/bulk`` body; one bad item rejects them all.
+    Every message is stamped with the same receipt instant."""
+    items = _decode(bulk_decoder, body).messages
+    _raise_if([p for i, m in enumerate(items) for p in _problems(m, ["body", "messages", i])])
+    ms, ts = received_ns // 1_000_000, timestamp_of(received_ns)
+    return [_message(m, ms, ts) for m in items]
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes | None) -> Any:
+    if body is None:
+        raise InvalidInput.single(["body"], "Field required", None, "missing")
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput([_item(exc)]) from None
+
+
+def _item(exc: msgspec.ValidationError) -> dict[str, Any]:
+    msg, _, path = str(exc).partition(" - at `$")
+    loc: list[str | int] = ["body"]
+    loc += [m.group(1) if m.group(1) else int(m.group(2)) for m in _PATH.finditer(path.rstrip("`"))]
+    if msg.startswith("Object missing required field"):
+        return {"type": "missing", "loc": [*loc, msg.split("`")[1]], "msg": "Field required", "input": None}
+    return {"type": "value_error", "loc": loc, "msg": msg, "input": None}
+
+
+def _problems(m: MessageIn, loc: list[str | int]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    problem = topic_problem(m.topic)
+    if problem is not None:
+        out.append(
+            {
+                "type": "value_error",
+                "loc": [*loc, "topic"],
+                "msg": f"Value error, {problem}",
+                "input": m.topic,
+            }
+        )
+    if not bytes(m.payload).startswith(b"{"):  # compact text: an object starts with '{'
+        out.append(
+            {
+                "type": "dict_type",
+                "loc": [*loc, "payload"],
+                "msg": "Input should be a valid dictionary",
+                "input": msgspec.json.decode(m.payload),
+            }
+        )
+    return out
+
+
+def _raise_if(problems: list[dict[str, Any]]) -> None:
+    if problems:
+        raise InvalidInput(problems)
+
+
+def _message(m: MessageIn, received_ms: int, timestamp: str) -> NewMessage:
+    return NewMessage(
+        topic=m.topic,
+        payload=bytes(m.payload),
+        timestamp=timestamp,
+        metadata=metadata_encoder.encode(m.metadata) if m.metadata else None,
+        expires_at_ms=None if m.ttl is None else received_ms + m.ttl * 1000,
+    )
+
+
+def timestamp_of(received_ns: int) -> str:
+    """ISO 8601 UTC ending in Z with microseconds (fraction omitted when zero), as the reference."""
+    return iso_z(_EPOCH + timedelta(microseconds=received_ns // 1000))
