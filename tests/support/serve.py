@@ -31,7 +31,9 @@ async def running(app: ASGIApp) -> AsyncIterator[str]:
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
     config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
+    # hypercorn wraps the fd it is given and closes it on shutdown: hand it a duplicate, so this
+    # function still owns (and closes) exactly its own descriptor.
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1.0
