@@ -13,6 +13,7 @@ import re
 import socket
 import tomllib
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_private_key_file: str = ""
     jwt_public_key_file: str = ""
     access_token_expire_seconds: int = 3600
+    # argon2id cost for stored passwords; hashes made with other values are upgraded at login.
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 64 * KiB
 
     # --- storage
     storage_backend: Literal["valkey", "memory"] = "valkey"
@@ -80,6 +84,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     idempotency_ttl: float = 10 * MINUTES
     login_rate_limit_attempts: int = 10
     login_rate_limit_window: float = 60 * SECONDS
+    # Peers whose X-Forwarded-For is believed when rate limiting by client address
+    # (comma-separated addresses or CIDR networks, "*" for any).
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     # How long a user/topic record may be served from a process-local cache when invalidation
     # messages are flowing; with the invalidation channel down, caches are bypassed.
     access_cache_ttl: float = 30 * SECONDS
@@ -146,7 +153,7 @@ def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
                 dotted = f"{key}.{sub}"
                 flat[_RENAMES.get(dotted, _SECTION_PREFIX[key] + sub)] = (subvalue, dotted)
         else:
-            flat[key] = (value, key)
+            flat[str(key)] = (value, str(key))
     return flat
 
 
@@ -250,6 +257,8 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be greater than 0, got {getattr(s, name)}")
     if not 1 <= s.fanout_partitions <= 1024:
         raise ConfigError("PULSAR_FANOUT_PARTITIONS must be between 1 and 1024")
+    _check_ranges(s)
+    _check_auth(s)
     if s.jwt_algorithm == "HS256" and not s.allow_insecure_defaults:
         if not s.jwt_secret_key:
             raise ConfigError(
@@ -266,3 +275,71 @@ def _check(s: Settings) -> None:
 
 
 _KNOWN_WEAK = {"your-secure-secret-key", "change-me", "changeme", "secret"}
+_LOG_LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
+_MIN_HASH_MEMORY_KIB = 32  # argon2's floor for 4 lanes
+
+
+def _env(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def _check_ranges(s: Settings) -> None:
+    for name in _DURATION_FIELDS:
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
+    for name in ("login_rate_limit_attempts", "valkey_db"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
+    if s.login_rate_limit_attempts and s.login_rate_limit_window <= 0:
+        raise ConfigError("PULSAR_LOGIN_RATE_LIMIT_WINDOW must be greater than 0 when rate limiting is on")
+    for name in ("port", "valkey_port"):
+        if not 0 < getattr(s, name) < 65536:
+            raise ConfigError(f"{_env(name)} must be a TCP port (1-65535), got {getattr(s, name)}")
+    if s.log_level.upper() not in _LOG_LEVELS:
+        raise ConfigError(
+            f"PULSAR_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {s.log_level!r}"
+        )
+    if s.password_hash_time_cost < 1:
+        raise ConfigError(
+            f"PULSAR_PASSWORD_HASH_TIME_COST must be at least 1, got {s.password_hash_time_cost}"
+        )
+    if s.password_hash_memory_kib < _MIN_HASH_MEMORY_KIB:
+        raise ConfigError(
+            f"PULSAR_PASSWORD_HASH_MEMORY_KIB must be at least {_MIN_HASH_MEMORY_KIB},"
+            f" got {s.password_hash_memory_kib}"
+        )
+    try:
+        trusted_networks(s.forwarded_allow_ips)
+    except ValueError as exc:
+        raise ConfigError(f"PULSAR_FORWARDED_ALLOW_IPS: {exc}") from exc
+
+
+def _check_auth(s: Settings) -> None:
+    if s.jwt_algorithm != "HS256" and not s.jwt_public_key_file:
+        raise ConfigError(
+            f"PULSAR_JWT_PUBLIC_KEY_FILE is required with PULSAR_JWT_ALGORITHM={s.jwt_algorithm}"
+            " (a PEM public key; the auth service also needs PULSAR_JWT_PRIVATE_KEY_FILE)"
+        )
+    user, password = s.bootstrap_admin_username, s.bootstrap_admin_password
+    if bool(user) != bool(password):
+        raise ConfigError(
+            "PULSAR_BOOTSTRAP_ADMIN_USERNAME and PULSAR_BOOTSTRAP_ADMIN_PASSWORD must be set together"
+        )
+    if user and not 3 <= len(user) <= 50:
+        raise ConfigError("PULSAR_BOOTSTRAP_ADMIN_USERNAME must be 3 to 50 characters")
+    if password and not 8 <= len(password) <= 1024:
+        raise ConfigError("PULSAR_BOOTSTRAP_ADMIN_PASSWORD must be 8 to 1024 characters")
+
+
+def trusted_networks(spec: str) -> list[IPv4Network | IPv6Network] | None:
+    """``forwarded_allow_ips`` parsed: None means "trust every peer"; ``ValueError`` names a bad entry."""
+    entries = [e.strip() for e in spec.split(",") if e.strip()]
+    if "*" in entries:
+        return None
+    networks: list[IPv4Network | IPv6Network] = []
+    for entry in entries:
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return networks
