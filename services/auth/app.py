@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from auth import routes_topics, routes_users
+from auth.service import AuthService
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.web import service_app
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
-    return service_app("auth", settings, ctx, [])
+    context = ctx or Context(settings)
+    auth = AuthService(settings, context)
+    app = service_app(
+        "auth",
+        settings,
+        context,
+        [*routes_users.routes, *routes_topics.routes],
+        startup=[auth.bootstrap_admin],
+    )
+    app.state.auth = auth
+    return app

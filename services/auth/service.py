@@ -1,0 +1,40 @@
+"""Everything the auth routes work with, built once per app from the settings and the shared
+context.  Wires; does not decide."""
+
+from __future__ import annotations
+
+from auth.login import Login
+from auth.passwords import Passwords
+from auth.ratelimit import LoginLimiter
+from auth.signing import Signer
+from auth.topics import Topics
+from auth.users import Users, ensure_user
+from relaycore.config import Settings
+from relaycore.context import Context
+
+
+class AuthService:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.passwords = Passwords.from_settings(settings)
+        self.signer = Signer(settings)
+        self.users = Users(ctx.backend, self.passwords, ctx.authorizer)
+        self.topics = Topics(ctx.backend)
+        self.login = Login(
+            ctx.backend, self.passwords, self.signer, LoginLimiter(ctx.backend.counters, settings)
+        )
+
+    async def bootstrap_admin(self) -> None:
+        """Create or update ``PULSAR_BOOTSTRAP_ADMIN_*`` (CONTRACT decision 14); a no-op when unset."""
+        s = self.settings
+        if not s.bootstrap_admin_username:
+            return
+        await ensure_user(
+            self.ctx.backend,
+            username=s.bootstrap_admin_username,
+            password=s.bootstrap_admin_password,
+            email=s.bootstrap_admin_email or None,
+            permissions=["admin", "read", "write"],
+            passwords=self.passwords,
+        )
