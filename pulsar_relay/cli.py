@@ -1,6 +1,8 @@
 """``pulsar-relay``: serve a service (or all of them), and manage users by hand.
 
 pulsar-relay serve all|auth|ingest|gateway [--host H] [--port P] [--config FILE]
+pulsar-relay dev [--host H] [--port P]          (make run: everything, storage and an admin included)
+pulsar-relay stack [--gateways N] [--port P]    (make stack: Valkey, auth, ingest, N gateways, HAProxy)
 pulsar-relay users create --username U --password P [--email E] [--permission admin ...]
 """
 
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from relaycore import config as relay_config
@@ -52,6 +55,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    from pulsar_relay import dev
+    from pulsar_relay.devdata import DataDirBusy
+    from pulsar_relay.procs import StartError
+
+    try:
+        return dev.run(host=args.host, port=args.port, data_dir=Path(args.data_dir), config_file=args.config)
+    except (relay_config.ConfigError, DataDirBusy, StartError) as exc:
+        print(f"pulsar-relay dev: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from pulsar_relay import stack
+    from pulsar_relay.devdata import DataDirBusy
+    from pulsar_relay.haproxy import HAProxyError
+    from pulsar_relay.procs import StartError
+
+    try:
+        return stack.run(
+            gateways=args.gateways,
+            host=args.host,
+            port=args.port,
+            data_dir=Path(args.data_dir),
+            haproxy_config=Path(args.haproxy_config) if args.haproxy_config else None,
+            config_file=args.config,
+        )
+    except (relay_config.ConfigError, DataDirBusy, StartError, HAProxyError) as exc:
+        print(f"pulsar-relay stack: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_users_create(args: argparse.Namespace) -> int:
     settings = _load(args)
     setup_logging(settings)
@@ -88,6 +125,24 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="bind address (default: settings host, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: settings port, 8080)")
     serve.set_defaults(func=cmd_serve)
+
+    dev = sub.add_parser("dev", help="development: all services in one process, with storage and an admin")
+    dev.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    dev.add_argument(
+        "--data-dir", default=".relay-data", help="Valkey data and secrets (default: .relay-data)"
+    )
+    dev.set_defaults(func=cmd_dev)
+
+    stack = sub.add_parser("stack", help="the split stack: Valkey, auth, ingest, N gateways behind HAProxy")
+    stack.add_argument("--gateways", type=int, default=2, help="gateway processes (default: 2)")
+    stack.add_argument("--host", default="127.0.0.1", help="HAProxy bind address (default: 127.0.0.1)")
+    stack.add_argument("--port", type=int, default=8080, help="HAProxy port (default: 8080)")
+    stack.add_argument(
+        "--data-dir", default=".relay-data", help="Valkey data and secrets (default: .relay-data)"
+    )
+    stack.add_argument("--haproxy-config", default=None, help="default: deploy/haproxy.cfg")
+    stack.set_defaults(func=cmd_stack)
 
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
     create = users.add_parser("create", help="create a user, or update one that exists")

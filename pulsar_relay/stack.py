@@ -1,0 +1,190 @@
+"""``pulsar-relay stack`` (``make stack``): the split deployment on one machine.  Valkey, auth, ingest
+and N gateways as separate ``pulsar-relay serve`` processes on free ports, behind HAProxy running
+``deploy/haproxy.cfg`` (the file compose uses) on one port.  ``Stack`` is also what the end-to-end
+tests start."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from pulsar_relay import haproxy
+from pulsar_relay.dev import display_host, login_command, secrets_env
+from pulsar_relay.devdata import DevData
+from pulsar_relay.localvalkey import LocalValkey, server_binary
+from pulsar_relay.procs import Child, ProcessGroup, StartError, free_port, http_ok
+
+
+class Stack:
+    """Start with ``start()`` (or ``with Stack(...)``); ``stop()`` stops every process it started."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        gateways: int = 2,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        environ: Mapping[str, str] | None = None,
+        haproxy_config: Path | None = None,
+        config_file: str | None = None,
+        log_dir: Path | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        if gateways < 1:
+            raise ValueError("a stack needs at least one gateway")
+        self.data = DevData(data_dir)
+        self.gateways = gateways
+        self.host = host
+        self.port = port or free_port()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.haproxy_config = haproxy.find_config(haproxy_config)
+        self.config_file = config_file
+        self.log_dir = log_dir
+        self.group = ProcessGroup(out)
+        self.services: dict[str, str] = {}
+        self.admin: tuple[str, str] | None = None
+        self.valkey_url = ""
+        self._run_dir: Path | None = None
+        self.runtime: haproxy.Runtime | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{display_host(self.host)}:{self.port}"
+
+    def _log(self, name: str) -> Path | None:
+        return self.log_dir / f"{name}.log" if self.log_dir else None
+
+    def _service(self, name: str, service: str, env: dict[str, str]) -> Child:
+        port = free_port()
+        self.services[name] = f"http://127.0.0.1:{port}"
+        config = ["--config", self.config_file] if self.config_file else []
+        argv = [sys.executable, "-m", "pulsar_relay", *config, "serve", service]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        return self.group.start(Child(name, argv, env=env, log=self._log(name)))
+
+    def start(self, timeout: float = 60.0) -> Stack:
+        self.data.acquire()
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        env, self.admin = secrets_env(self.data, self.environ)
+        self.valkey_url = env.get("PULSAR_VALKEY_URL", "")
+        if not self.valkey_url:
+            binary = server_binary()
+            if binary is None:
+                raise StartError(
+                    "the split stack needs Valkey: install valkey-server or redis-server, or set"
+                    " PULSAR_VALKEY_URL (the memory backend cannot be shared between processes)"
+                )
+            self.valkey_url = LocalValkey(binary, self.data.valkey_dir).start(self.group, timeout).url
+        env |= {"PULSAR_STORAGE_BACKEND": "valkey", "PULSAR_VALKEY_URL": self.valkey_url}
+        # Only auth creates the bootstrap admin; the others need not know its password.
+        quiet = {k: v for k, v in env.items() if not k.startswith("PULSAR_BOOTSTRAP_ADMIN_")}
+        children = [self._service("auth", "auth", env), self._service("ingest", "ingest", quiet)]
+        for i in range(1, self.gateways + 1):
+            children.append(
+                self._service(f"gateway-{i}", "gateway", quiet | {"PULSAR_GATEWAY_ID": f"gateway-{i}"})
+            )
+        for c in children:
+            health = self.services[c.name] + "/health"
+            self.group.wait_until(c, functools.partial(http_ok, health), timeout, health)
+        self._start_haproxy(timeout)
+
+    def _start_haproxy(self, timeout: float) -> None:
+        self._run_dir = Path(tempfile.mkdtemp(prefix="relay-haproxy-"))
+        gateways = [
+            self.services[f"gateway-{i}"].removeprefix("http://") for i in range(1, self.gateways + 1)
+        ]
+        addresses = haproxy.Addresses(
+            bind=f"{self.host}:{self.port}",
+            monitor=f"127.0.0.1:{free_port()}",
+            auth=self.services["auth"].removeprefix("http://"),
+            ingest=self.services["ingest"].removeprefix("http://"),
+            gateways=gateways,
+            runtime_socket=self._run_dir / "haproxy.sock",
+        )
+        env = {**os.environ, **haproxy.static_env(addresses)}
+        lb = self.group.start(haproxy.child(self.haproxy_config, env, self._log("haproxy")))
+        runtime = haproxy.Runtime(addresses.runtime_socket)
+        self.group.wait_until(lb, addresses.runtime_socket.exists, timeout, "runtime socket")
+        for k, address in enumerate(gateways[1:], start=2):
+            runtime.set_server("gateway", f"gw{k}", address)
+        self.runtime = runtime
+        self.group.wait_until(
+            lb, lambda: runtime.all_up(["auth", "ingest", "gateway"]), timeout, "servers up"
+        )
+        self.group.wait_until(lb, lambda: http_ok(f"{self.url}/health"), timeout, f"{self.url}/health")
+
+    def stop(self) -> None:
+        self.group.stop()
+        self.data.release()
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            self._run_dir = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def describe(self) -> str:
+        lines = [f"Pulsar Relay split stack on {self.url} (HAProxy, {self.haproxy_config})"]
+        lines.append(f"  {'valkey':<10} {self.valkey_url}")
+        pids = {c.name: c.pid for c in self.group.children}
+        lines += [f"  {name:<10} {url}  pid {pids.get(name)}" for name, url in self.services.items()]
+        lines.append(f"  {'haproxy':<10} {self.url}  pid {pids.get('haproxy')}")
+        if self.admin is not None:
+            lines.append(f"  admin: username {self.admin[0]}, password {self.admin[1]}")
+            lines += ["  " + line for line in login_command(self.url, *self.admin).splitlines()]
+        lines.append("Ready. Ctrl-C stops everything.")
+        return "\n".join(lines)
+
+
+def run(
+    *,
+    gateways: int,
+    host: str,
+    port: int,
+    data_dir: Path,
+    haproxy_config: Path | None,
+    config_file: str | None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """The CLI: start, print where everything is, copy the children's output until Ctrl-C/SIGTERM
+    or until one of them dies, then stop everything."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stack = Stack(
+        data_dir=data_dir,
+        gateways=gateways,
+        host=host,
+        port=port,
+        haproxy_config=haproxy_config,
+        config_file=config_file,
+    )
+    try:
+        stack.start()
+        out.write(stack.describe() + "\n")
+        out.flush()
+        while (dead := stack.group.dead()) is None:
+            stack.group.pump(0.5)
+        code = dead.proc.returncode if dead.proc else None
+        print(f"pulsar-relay stack: {dead.name} exited (code {code}); stopping the stack", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
