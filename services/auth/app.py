@@ -6,14 +6,16 @@ from starlette.applications import Starlette
 
 from auth import routes_topics, routes_users
 from auth.service import AuthService
+from auth.signing import Signer
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.web import service_app
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
+    signer = Signer(settings)  # first: its key-file errors name the settings involved
     context = ctx or Context(settings)
-    auth = AuthService(settings, context)
+    auth = AuthService(settings, context, signer)
     app = service_app(
         "auth",
         settings,

@@ -14,11 +14,11 @@ from relaycore.context import Context
 
 
 class AuthService:
-    def __init__(self, settings: Settings, ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context, signer: Signer) -> None:
         self.settings = settings
         self.ctx = ctx
         self.passwords = Passwords.from_settings(settings)
-        self.signer = Signer(settings)
+        self.signer = signer
         self.users = Users(ctx.backend, self.passwords, ctx.authorizer)
         self.topics = Topics(ctx.backend)
         self.login = Login(
