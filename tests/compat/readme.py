@@ -74,21 +74,15 @@ def source() -> str:
 
 
 def curl_commands(markdown: str | None = None) -> list[CurlCommand]:
-    """Every curl command in the README's bash blocks, backslash continuations kept as written."""
+    """Each README bash block that runs curl, whole: comments, continuations and multi-line quoted
+    bodies exactly as printed (every such block holds one curl command)."""
     out: list[CurlCommand] = []
     for block in example_blocks(source() if markdown is None else markdown):
         if block.lang != "bash":
             continue
-        lines = block.text.splitlines()
-        i = 0
-        while i < len(lines):
-            if lines[i].lstrip().startswith("curl "):
-                command = [lines[i]]
-                while command[-1].rstrip().endswith("\\") and i + 1 < len(lines):
-                    i += 1
-                    command.append(lines[i])
-                out.append(CurlCommand("\n".join(command)))
-            i += 1
+        calls = [line for line in block.text.splitlines() if line.lstrip().startswith("curl ")]
+        assert len(calls) == 1, f"expected one curl command per block: {block.text}"
+        out.append(CurlCommand(block.text))
     return out
 
 

@@ -3,8 +3,10 @@ admin), then driven only over HTTP: log in, register users, publish, wait for a 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,10 @@ from tests.conftest import TEST_SECRET
 # The seed README's login example uses this password verbatim, so its curl runs unchanged.
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "your-secure-password"
+
+REPO = Path(__file__).resolve().parents[2]
+# The child relay imports the source tree even where the project is not pip-installed.
+SOURCE_PATH = os.pathsep.join(str(REPO / d) for d in ("libs", "services", "."))
 
 
 def relay_env(valkey_url: str, **extra: str) -> dict[str, str]:
@@ -25,6 +31,7 @@ def relay_env(valkey_url: str, **extra: str) -> dict[str, str]:
         "PULSAR_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USERNAME,
         "PULSAR_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PULSAR_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": os.pathsep.join(filter(None, [SOURCE_PATH, os.environ.get("PYTHONPATH", "")])),
         **extra,
     }
 

@@ -51,9 +51,8 @@ class Consumer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(30)
-        assert not self._thread.is_alive(), "consumer did not stop"
         self.transport.close()
-        assert not self.errors, self.errors
+        assert not self._thread.is_alive(), "consumer did not stop"
 
 
 class PulsarSide:
@@ -108,6 +107,7 @@ def test_galaxy_pulsar_exchange_survives_a_pulsar_restart(
     pulsar_cursor = tmp_path / f"{MANAGER}-relay-cursor.json"
     status_thread = Consumer(relay.url, tmp_path / "galaxy-handler-cursor.json", [STATUS], galaxy.handle)
     consumer = Consumer(relay.url, pulsar_cursor, [SETUP, KILL], pulsar.handle)
+    consumers = [status_thread, consumer]
     expected: dict[str, list[str]] = {}
     try:
         # Both consumers start at the tail, so jobs go out only once both are waiting.
@@ -128,15 +128,17 @@ def test_galaxy_pulsar_exchange_survives_a_pulsar_restart(
         expected["j7"].append("cancelled")
 
         consumer = Consumer(relay.url, pulsar_cursor, [SETUP, KILL], pulsar.handle)
+        consumers.append(consumer)
         total = sum(len(v) for v in expected.values())
         galaxy.wait_for(total)
         # One more poll cycle on each side so a late duplicate would show up.
         time.sleep(2.5)
     finally:
-        consumer.stop()
-        status_thread.stop()
+        for c in consumers:
+            c.stop()
         galaxy_out.close()
 
+    assert [e for c in consumers for e in c.errors] == []
     assert Counter(pulsar.handled) == Counter(
         [(SETUP, f"j{n}") for n in range(1, 11)] + [(KILL, "j2"), (KILL, "j7")]
     )
