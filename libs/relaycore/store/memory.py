@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from relaycore import ids
 from relaycore.config import Settings
-from relaycore.errors import Conflict, Forbidden
+from relaycore.errors import Conflict, Forbidden, Unavailable
 from relaycore.ids import StreamId
 from relaycore.keys import partition_of
 from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
@@ -347,7 +347,9 @@ class MemoryFanout:
     def _take(self, group: str, count: int) -> list[tuple[int, list[StoredMessage]]]:
         out = []
         for p, log in enumerate(self._d.logs):
-            g = self._d.groups[p].setdefault(group, _Group(delivered=log.last))
+            g = self._d.groups[p].get(group)
+            if g is None:  # dropped by a peer, as in Valkey: the caller must join again
+                raise Unavailable(f"consumer group {group!r} is gone; join again")
             start = log.after(g.delivered)
             batch = log.items[start : start + count]
             if batch:

@@ -7,6 +7,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from relaycore.errors import Unavailable
 from relaycore.keys import Keys
 from relaycore.models import StoredMessage
 from relaycore.store._guard import guard_methods
@@ -45,9 +46,10 @@ class ValkeyFanout:
                 group, group, streams, count=count, block=None if pending else max(1, int(block * 1000))
             )
         except ResponseError as exc:
-            if "NOGROUP" in str(exc):  # removed by a peer that took us for dead: join again
-                await self.join(group)
-                return []
+            if "NOGROUP" in str(exc):
+                # Removed by a peer that took this gateway for dead.  The caller must join again,
+                # knowing that the entries written meanwhile were skipped.
+                raise Unavailable(f"consumer group {group!r} is gone; join again") from exc
             raise
         out: list[tuple[int, list[StoredMessage]]] = []
         for stream, entries in reply or []:

@@ -1,0 +1,131 @@
+"""The hot tier: each topic's recent messages in memory, fed by the tailer, answering catch-up and
+history reads only when it provably holds every message the read asks for.  No I/O.
+
+Coverage invariant, per cached topic: the cache holds every message with an id in
+``(floor, P]``, where P is the tailer's position on the topic's partition.  It holds because the
+tailer hands over each partition's messages contiguously and in id order:
+
+* when a topic's entry is created by message m, ``floor`` is the partition position just before
+  m (no message of that topic can lie between the two, the tailer would have seen it first), or
+  m's own id when that position is unknown;
+* evicting a message (per-topic bound, age) raises ``floor`` to its id.
+
+A read "after X" is answered iff X >= floor.  Expired (ttl) messages are skipped on every read.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from relaycore import metrics
+from relaycore.ids import StreamId
+from relaycore.models import StoredMessage, now_ms
+
+
+class _Entry:
+    __slots__ = ("floor", "ids", "items", "partition")
+
+    def __init__(self, partition: int, floor: StreamId) -> None:
+        self.partition = partition
+        self.floor = floor
+        self.ids: list[StreamId] = []
+        self.items: list[StoredMessage] = []
+
+    def evict(self, count: int) -> None:
+        if count > 0:
+            self.floor = self.ids[count - 1]
+            del self.ids[:count]
+            del self.items[:count]
+
+
+class Cache:
+    def __init__(self, *, per_topic: int, max_topics: int, max_age: float) -> None:
+        self._per_topic = per_topic
+        self._max_topics = max_topics
+        self._max_age_ms = int(max_age * 1000)
+        self._topics: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    # --- writes (tailer only) ------------------------------------------------------------------
+    def add(
+        self, partition: int, before: StreamId | None, batch: Sequence[tuple[StreamId, StoredMessage]]
+    ) -> None:
+        """Append one partition's next messages; ``before`` is the partition position preceding
+        the batch (None when unknown)."""
+        for sid, m in batch:
+            entry = self._topics.get(m.topic)
+            if entry is None:
+                entry = self._topics[m.topic] = _Entry(partition, sid if before is None else before)
+                if len(self._topics) > self._max_topics:
+                    self._topics.popitem(last=False)
+            elif entry.ids and sid <= entry.ids[-1]:
+                before = sid
+                continue  # already held (a re-delivered entry)
+            else:
+                self._topics.move_to_end(m.topic)
+            entry.ids.append(sid)
+            entry.items.append(m)
+            entry.evict(len(entry.ids) - self._per_topic)
+            before = sid
+
+    def drop(self, topic: str) -> None:
+        self._topics.pop(topic, None)
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget every topic of a partition whose contiguity was lost (the tailer skipped ahead)."""
+        for topic in [t for t, e in self._topics.items() if e.partition == partition]:
+            del self._topics[topic]
+
+    def clear(self) -> None:
+        self._topics.clear()
+
+    # --- reads ---------------------------------------------------------------------------------
+    def _entry(self, topic: str) -> _Entry | None:
+        entry = self._topics.get(topic)
+        if entry is None:
+            return None
+        self._topics.move_to_end(topic)
+        if self._max_age_ms > 0 and entry.ids:
+            oldest_kept = (now_ms() - self._max_age_ms, 0)
+            entry.evict(bisect.bisect_left(entry.ids, oldest_kept))
+        return entry
+
+    def after(
+        self, topic: str, after: StreamId | None, limit: int
+    ) -> tuple[list[StoredMessage], bool] | None:
+        """Up to ``limit`` unexpired messages with id > ``after``, ascending, and whether that is
+        everything the partition position covers; None when the cache cannot answer."""
+        entry = self._entry(topic)
+        if entry is None or after is None or after < entry.floor:
+            return None
+        now = now_ms()
+        out: list[StoredMessage] = []
+        i = bisect.bisect_right(entry.ids, after)
+        while i < len(entry.items) and len(out) < limit:
+            m = entry.items[i]
+            i += 1
+            if m.expired(now):
+                metrics.messages_expired.inc()
+            else:
+                out.append(m)
+        return out, i >= len(entry.items)
+
+    def before(self, topic: str, before: StreamId | None, limit: int) -> list[StoredMessage] | None:
+        """Exactly ``limit`` unexpired messages with id < ``before`` (newest first), or None when
+        the cache does not hold that many above its floor (older ones may exist in Valkey)."""
+        entry = self._entry(topic)
+        if entry is None:
+            return None
+        now = now_ms()
+        out: list[StoredMessage] = []
+        i = len(entry.ids) if before is None else bisect.bisect_left(entry.ids, before)
+        while i > 0 and len(out) < limit:
+            i -= 1
+            m = entry.items[i]
+            if not m.expired(now):
+                out.append(m)
+        return out if len(out) == limit else None

@@ -1,0 +1,77 @@
+"""The long-poll transport: ``POST /messages/poll`` (reference section 4, CONTRACT decision 7) and
+``GET /messages/poll/stats`` (the whole deployment, from every gateway's heartbeat)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.node import Node
+from gateway.poll import poll
+from relaycore import ids, names
+from relaycore.errors import InvalidInput
+from relaycore.ids import StreamId
+from relaycore.web import JSON, current_user, validation_error
+
+MIN_TIMEOUT = 1.0
+MAX_TIMEOUT = 60.0
+
+
+class PollRequest(msgspec.Struct, kw_only=True):
+    topics: list[str]
+    since: dict[str, str] | None = None
+    timeout: float = 30.0  # int or float seconds; clamped, not refused
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.gateway
+    return node
+
+
+async def _body(request: Request) -> Any:
+    # Not-JSON fails before authentication, as in the reference; field errors after it.
+    raw = await request.body()
+    if not raw:
+        raise InvalidInput([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise validation_error(exc) from None
+
+
+def _validate(req: PollRequest, max_topics: int) -> tuple[list[str], dict[str, StreamId]]:
+    if not req.topics:
+        raise InvalidInput.single(["body", "topics"], "List should have at least 1 item", [], "too_short")
+    if len(req.topics) > max_topics:
+        raise InvalidInput.single(
+            ["body", "topics"], f"List should have at most {max_topics} items", None, "too_long"
+        )
+    for i, t in enumerate(req.topics):
+        if problem := names.topic_problem(t):
+            raise InvalidInput.single(["body", "topics", i], problem, t)
+    topics = list(dict.fromkeys(req.topics))
+    given = req.since or {}
+    return topics, {t: ids.require(given[t], ["body", "since", t]) for t in topics if t in given}
+
+
+async def poll_endpoint(request: Request) -> Response:
+    raw = await _body(request)
+    user = await current_user(request)
+    node = _node(request)
+    node.authorizer.require(user, "read")
+    try:
+        req = msgspec.convert(raw, PollRequest)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    topics, since = _validate(req, node.settings.poll_max_topics)
+    timeout = min(MAX_TIMEOUT, max(MIN_TIMEOUT, req.timeout))
+    # Any non-empty since asks for catch-up, even one naming none of the topics (reference).
+    return JSON(await poll(node, user, topics, since, timeout, catch_up=bool(req.since)))
+
+
+async def stats_endpoint(request: Request) -> Response:
+    await current_user(request)
+    return JSON(await _node(request).deployment_stats())

@@ -1,0 +1,198 @@
+"""The gateway process (centrifuge's ``Node``): owns the pieces, starts and stops them, and answers
+the questions the transports share: is the tailer ready, may this user read these topics, what
+does the whole deployment look like, and what to do when access changes.  No framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from gateway import protocol
+from gateway.cache import Cache
+from gateway.hub import Hub
+from gateway.outbox import Outbox
+from gateway.poll import Waiter
+from gateway.presence import Presence
+from gateway.replay import Replay
+from gateway.session import Session
+from gateway.tailer import Tailer
+from relaycore.context import Context
+from relaycore.errors import Unavailable
+from relaycore.keys import Keys
+from relaycore.models import User
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE = 2.0  # seconds for open sockets to receive their close frame at shutdown
+
+
+class Node:
+    def __init__(self, ctx: Context) -> None:
+        s = ctx.settings
+        self.settings = s
+        # storage: topic streams, fan-out logs, acks, the gateway registry
+        self.backend = ctx.backend
+        # tokens and access decisions, from caches the invalidation channel keeps honest
+        self.authorizer = ctx.authorizer
+        self.gateway_id = s.effective_gateway_id
+        keys = Keys(s.key_prefix, s.fanout_partitions)
+        retention = s.persistent_tier_retention or s.cache_max_age
+        # the hot tier: never holds more, or older, than Valkey keeps
+        self.cache = Cache(
+            per_topic=min(s.cache_messages_per_topic, s.max_messages_per_topic),
+            max_topics=s.cache_max_topics,
+            max_age=min(s.cache_max_age, retention),
+        )
+        # this process's topic -> subscriptions and waiters
+        self.hub = Hub()
+        # reads the fan-out logs into the cache and the hub
+        self.tailer = Tailer(
+            self.backend.fanout,
+            keys.gateway_group(self.gateway_id),
+            cache=self.cache,
+            hub=self.hub,
+            batch_size=s.tail_batch_size,
+            block=s.tail_block,
+        )
+        # history after / before a position, cache first
+        self.replay = Replay(self.cache, self.backend.messages, self.tailer.position)
+        # heartbeat with our counts; removal of dead gateways' groups
+        self.presence = Presence(
+            self.gateway_id,
+            gateways=self.backend.gateways,
+            fanout=self.backend.fanout,
+            keys=keys,
+            snapshot=self.snapshot,
+            interval=s.gateway_heartbeat_interval,
+            expiry=s.gateway_expiry,
+            on_beat=self._check_lag,
+        )
+        self.sessions: set[Session] = set()
+        self.waiters: set[Waiter] = set()
+        self._drained = asyncio.Event()  # set whenever the last session ends
+        self.generation = 0  # bumped on every access change, so checks can tell they raced one
+        self._tasks: list[asyncio.Task[None]] = []
+        self._checks: set[asyncio.Task[None]] = set()
+        self.authorizer.on_change(self._on_change)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.presence.run(), name="gateway-presence"),
+            loop.create_task(self.tailer.run(), name="gateway-tailer"),
+        ]
+        with contextlib.suppress(TimeoutError):  # Valkey down at start: requests wait, then 503
+            await asyncio.wait_for(self.tailer.ready.wait(), self.settings.valkey_timeout)
+
+    async def stop(self) -> None:
+        for session in list(self.sessions):
+            session.outbox.close(protocol.GOING_AWAY)
+        if self.sessions:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_GRACE):
+                    await self._drained.wait()
+        for task in [*self._tasks, *self._checks]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._checks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # leave zeros behind, not our last counts
+            async with asyncio.timeout(1.0):
+                await self.presence.beat()
+
+    async def wait_ready(self) -> None:
+        if not self.tailer.ready.is_set():
+            try:
+                await asyncio.wait_for(self.tailer.ready.wait(), self.settings.valkey_timeout)
+            except TimeoutError:
+                raise Unavailable("Gateway is not ready, retry later") from None
+
+    # --- connections ---------------------------------------------------------------------------
+    def open_session(self, user: User, outbox: Outbox, *, expires_at: float) -> Session:
+        session = Session(self, user, outbox, expires_at=expires_at)
+        self.sessions.add(session)
+        return session
+
+    def close_session(self, session: Session) -> None:
+        session.end()
+        self.sessions.discard(session)
+        if not self.sessions:
+            self._drained.set()
+
+    def add_waiter(self, waiter: Waiter) -> None:
+        self.waiters.add(waiter)
+        for t in waiter.topics:
+            self.hub.add(t, waiter)
+
+    def remove_waiter(self, waiter: Waiter) -> None:
+        self.waiters.discard(waiter)
+        for t in waiter.topics:
+            self.hub.remove(t, waiter)
+
+    # --- access --------------------------------------------------------------------------------
+    async def access(self, user: User, topics: list[str]) -> tuple[list[str], set[str]]:
+        """(topics the user may not read, topics that do not exist yet)."""
+        if user.is_admin:
+            return [], set()
+        records = await asyncio.gather(*(self.authorizer.topic(t) for t in topics))
+        denied = [t for t, r in zip(topics, records, strict=True) if r is not None and not r.can_read(user)]
+        missing = {t for t, r in zip(topics, records, strict=True) if r is None}
+        return denied, missing
+
+    async def readable_now(self, user: User, topics: list[str]) -> list[str]:
+        """The topics the user may not read, straight from storage (no cache)."""
+        records = await asyncio.gather(*(self.backend.topics.get(t) for t in topics))
+        return [t for t, r in zip(topics, records, strict=True) if r is not None and not r.can_read(user)]
+
+    def _on_change(self, event: str) -> None:
+        self.generation += 1
+        kind, _, name = event.partition(":")
+        if event == "*":
+            self.cache.clear()
+        elif kind == "topic":
+            self.cache.drop(name)  # deleted, or re-created: its old messages are not the new ones
+        for waiter in self.waiters:
+            waiter.stale.update(waiter.topics if event == "*" else [name] if name in waiter.got else [])
+        for session in list(self.sessions):
+            if event == "*" or (kind == "user" and session.user.user_id == name):
+                self._check(session.recheck(None, refresh_user=True))
+            elif kind == "topic" and name in session.subs:
+                self._check(session.recheck([name], refresh_user=False))
+
+    def _check(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    # --- numbers -------------------------------------------------------------------------------
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
+        counters = {"active_waiters": len(self.waiters), "websocket_connections": len(self.sessions)}
+        return counters, self.hub.counts()
+
+    async def deployment_stats(self) -> dict[str, Any]:
+        """Every live gateway's numbers summed, with this gateway's taken live."""
+        rows = [r for r in await self.backend.gateways.stats() if r[0] != self.gateway_id]
+        rows.append((self.gateway_id, *self.snapshot()))
+        topics: dict[str, int] = {}
+        for _, _, counts in rows:
+            for t, n in counts.items():
+                topics[t] = topics.get(t, 0) + n
+        return {
+            "active_waiters": sum(c.get("active_waiters", 0) for _, c, _ in rows),
+            "subscribed_topics": sum(1 for n in topics.values() if n > 0),
+            "topic_subscriber_counts": dict(sorted(topics.items())),
+            "websocket_connections": sum(c.get("websocket_connections", 0) for _, c, _ in rows),
+            "gateways": len(rows),
+        }
+
+    async def _check_lag(self) -> None:
+        lag = await self.tailer.lag()
+        if lag > self.settings.fanout_log_maxlen // 2:
+            # Trimming may soon remove entries this gateway has not read; the cache could then
+            # miss messages, so it stops vouching for anything until the tailer catches up.
+            log.warning("consumer group lag %d is close to the log length; clearing the cache", lag)
+            self.cache.clear()

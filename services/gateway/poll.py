@@ -1,0 +1,135 @@
+"""Long-poll without a lost-message window (CONTRACT decision 7).
+
+The waiter is registered with the hub *first*, and each partition's tailer position is noted in
+the same synchronous step.  Everything up to that position was dispatched before the waiter
+existed; everything after it reaches the waiter.  So a message published at any moment of the
+poll is either in the response or after the cursor returned for its topic:
+
+* a topic with messages in the response: cursor = the last of them (they are a contiguous prefix);
+* a quiet topic: cursor = max(since, position at registration).
+
+The reference's race (read storage, *then* register) cannot happen.  No I/O of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from gateway.protocol import message_frame
+from relaycore import ids, metrics
+from relaycore.errors import Forbidden
+from relaycore.ids import StreamId
+from relaycore.models import StoredMessage, User, now_ms
+
+if TYPE_CHECKING:
+    from gateway.node import Node
+
+_delivered = metrics.messages_delivered.labels("longpoll")
+_latency = metrics.delivery_latency.labels("longpoll")
+
+
+class PollResponse(msgspec.Struct, kw_only=True):
+    messages: list[msgspec.Raw]
+    has_more: bool
+    cursors: dict[str, str]
+
+
+class Waiter:
+    """A long-poll's sink: the first ``cap`` live messages per topic, deduplicated by id."""
+
+    def __init__(self, topics: list[str], since: dict[str, StreamId], cap: int) -> None:
+        self.topics = topics
+        self.got: dict[str, list[tuple[StreamId, str]]] = {t: [] for t in topics}
+        self.full: set[str] = set()
+        self.stale: set[str] = set()  # topics whose access changed during the poll
+        self.arrived = asyncio.Event()
+        self._bound = dict(since)
+        self._cap = cap
+
+    def offer(self, message: StoredMessage, sid: StreamId, frame: str) -> None:
+        got = self.got.get(message.topic)
+        bound = self._bound.get(message.topic)
+        if got is None or (bound is not None and sid <= bound):
+            return
+        if len(got) >= self._cap:
+            self.full.add(message.topic)  # the rest stays after this topic's cursor
+            return
+        got.append((sid, frame))
+        self._bound[message.topic] = sid
+        self.arrived.set()
+
+
+async def poll(
+    node: Node,
+    user: User,
+    topics: list[str],
+    since: dict[str, StreamId],
+    wait: float,
+    *,
+    catch_up: bool,
+) -> PollResponse:
+    """The poll's response; ``Forbidden`` (naming them) if any topic is not readable.  With
+    ``catch_up``, stored messages after ``since`` come back at once (a topic missing from
+    ``since`` replays from the start); otherwise only messages newer than the poll do."""
+    settings = node.settings
+    cap = settings.poll_max_messages_per_topic
+    denied, missing = await node.access(user, topics)
+    if denied:
+        raise Forbidden(f"Access denied to topics: {denied!r}")
+    await node.wait_ready()
+    waiter = Waiter(topics, since, cap)
+    node.add_waiter(waiter)
+    start = {t: node.tailer.position(t) for t in topics}  # same step as the registration
+    try:
+        if catch_up:
+            caught: dict[str, list[StoredMessage]] = {}
+            for t in topics:  # a topic missing from a non-empty since replays from the start
+                caught[t], _ = await node.replay.after(t, since.get(t), cap)
+            if any(caught.values()):
+                await _check(node, user, [t for t in topics if caught[t]], missing, waiter)
+                messages = [msgspec.Raw(message_frame(m)) for t in topics for m in caught[t]]
+                _delivered.inc(len(messages))
+                cursors = {
+                    t: caught[t][-1].message_id if caught[t] else _base(t, since, start) for t in topics
+                }
+                return PollResponse(
+                    messages=messages, has_more=any(len(v) >= cap for v in caught.values()), cursors=cursors
+                )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await waiter.arrived.wait()
+        if waiter.arrived.is_set():
+            await asyncio.sleep(settings.poll_batch_window)
+    finally:
+        node.remove_waiter(waiter)
+    await _check(node, user, [t for t in topics if waiter.got[t]], missing, waiter)
+    now = now_ms()
+    messages = []
+    for t in topics:
+        for sid, frame in waiter.got[t]:
+            messages.append(msgspec.Raw(frame))
+            _latency.observe(max(0, now - sid[0]) / 1000)
+    _delivered.inc(len(messages))
+    cursors = {t: ids.fmt(waiter.got[t][-1][0]) if waiter.got[t] else _base(t, since, start) for t in topics}
+    return PollResponse(messages=messages, has_more=bool(waiter.full), cursors=cursors)
+
+
+def _base(topic: str, since: dict[str, StreamId], start: dict[str, StreamId | None]) -> str:
+    """A quiet topic's cursor: nothing of it up to here is unseen by the client."""
+    at = start[topic] or ids.ZERO
+    given = since.get(topic)
+    return ids.fmt(max(at, given) if given is not None else at)
+
+
+async def _check(node: Node, user: User, with_messages: list[str], missing: set[str], waiter: Waiter) -> None:
+    """Re-check access where it may have changed: topics created after the check (someone else's,
+    possibly private) and topics whose grants changed during the poll."""
+    doubtful = [t for t in with_messages if t in missing] + sorted(waiter.stale)
+    if doubtful:
+        denied = await node.readable_now(user, list(dict.fromkeys(doubtful)))
+        if denied:
+            raise Forbidden(f"Access denied to topics: {denied!r}")

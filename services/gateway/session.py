@@ -1,0 +1,255 @@
+"""One WebSocket connection's protocol state: frames in, effects out.  Holds the connection's
+subscriptions, its client_id and acknowledgements, and answers access changes.  Every outgoing
+frame goes through the connection's outbox; ``gateway.ws`` is the thin loop around this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from gateway import protocol
+from gateway.outbox import Outbox
+from gateway.protocol import Ack, FrameError, Ping, Subscribe, Unsubscribe
+from gateway.subscription import Subscription, hand_over
+from relaycore import ids, names
+from relaycore.errors import RelayError
+from relaycore.ids import StreamId
+from relaycore.models import StoredMessage, User
+
+if TYPE_CHECKING:
+    from gateway.node import Node
+
+log = logging.getLogger(__name__)
+
+DELIVERED_MEMORY = 4096  # ids remembered per connection, to find the topic of an ack without one
+RETRY_DELAY = 0.2
+
+
+class Session:
+    def __init__(self, node: Node, user: User, outbox: Outbox, *, expires_at: float) -> None:
+        self.id = "sess_" + secrets.token_hex(6)
+        self.node = node
+        self.user = user
+        self.outbox = outbox
+        self.client_id: str | None = None
+        self.subs: dict[str, Subscription] = {}
+        self._handovers: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._delivered: OrderedDict[str, str] = OrderedDict()
+        delay = max(0.0, expires_at - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(delay, outbox.close, protocol.TOKEN_EXPIRED)
+
+    # --- frames --------------------------------------------------------------------------------
+    async def handle(self, data: str | bytes) -> None:
+        try:
+            frame = protocol.decode(data)
+            if isinstance(frame, Subscribe):
+                await self.subscribe(frame)
+            elif isinstance(frame, Unsubscribe):
+                self.unsubscribe(frame.topics)
+            elif isinstance(frame, Ping):
+                self.reply(protocol.Pong(timestamp=protocol.now()))
+            elif isinstance(frame, Ack):
+                await self.ack(frame)
+        except FrameError as exc:
+            self.outbox.offer(protocol.error(exc.code, exc.message))
+
+    def reply(self, frame: protocol.ServerFrame) -> None:
+        self.outbox.offer(protocol.encode(frame))
+
+    async def subscribe(self, frame: Subscribe) -> None:
+        settings = self.node.settings
+        topics = list(dict.fromkeys(frame.topics))
+        if not topics:
+            raise FrameError(protocol.SUBSCRIPTION_ERROR, "At least one topic required")
+        if len(topics) > settings.ws_max_topics:
+            raise FrameError(
+                protocol.SUBSCRIPTION_ERROR, f"Too many topics: at most {settings.ws_max_topics}"
+            )
+        for t in topics:
+            if problem := names.topic_problem(t):
+                raise FrameError(protocol.SUBSCRIPTION_ERROR, f"Invalid topic name {t!r}: {problem}")
+        positions = _positions(frame.since or {}, topics)
+        if frame.client_id is not None:
+            self.client_id = frame.client_id
+        if frame.resume and self.client_id is None:
+            raise FrameError(protocol.SUBSCRIPTION_ERROR, "resume requires a client_id")
+        try:
+            await self.node.wait_ready()
+            generation = self.node.generation
+            denied, missing = await self.node.access(self.user, topics)
+            if denied:
+                raise FrameError(protocol.SUBSCRIPTION_ERROR, f"Access denied to topics: {denied!r}")
+            if frame.resume:
+                assert self.client_id is not None
+                acked = await self.node.backend.acks.positions(self.user.user_id, self.client_id)
+                positions = _positions(acked, topics, strict=False) | positions
+        except RelayError as exc:
+            raise FrameError(protocol.SUBSCRIPTION_ERROR, f"Failed to subscribe: {exc.detail}") from None
+        # From here to the reply, nothing awaits: registration and the `subscribed` frame are one
+        # step, so no live message can precede the reply.
+        for t in topics:
+            if t in self.subs and t not in positions:
+                continue  # already live; a repeated subscribe without a position changes nothing
+            self._drop(t)
+            sub = Subscription(
+                t,
+                self.outbox,
+                after=positions.get(t),
+                verified=t not in missing,
+                limit=settings.ws_send_queue,
+                on_unverified=self._on_unverified,
+                on_deliver=self._remember,
+            )
+            self.subs[t] = sub
+            self.node.hub.add(t, sub)
+        self.reply(protocol.Subscribed(topics=frame.topics, session_id=self.id, timestamp=protocol.now()))
+        for t in topics:
+            sub = self.subs[t]
+            if sub.catching_up and t not in self._handovers:
+                self._handovers[t] = self._spawn(self._hand_over(sub))
+        if self.node.generation != generation:  # access changed while we were checking it
+            self._spawn(self.recheck(topics, refresh_user=False))
+
+    def unsubscribe(self, topics: list[str]) -> None:
+        if not topics:
+            raise FrameError(protocol.PROCESSING_ERROR, "At least one topic required")
+        for t in topics:
+            self._drop(t)
+        self.reply(protocol.Unsubscribed(topics=topics, timestamp=protocol.now()))
+
+    async def ack(self, frame: Ack) -> None:
+        if ids.parse(frame.message_id) is None:
+            raise FrameError(protocol.PROCESSING_ERROR, f"Invalid message id {frame.message_id!r}")
+        topic = frame.topic or self._delivered.get(frame.message_id)
+        if topic is not None and (problem := names.topic_problem(topic)):
+            raise FrameError(protocol.PROCESSING_ERROR, f"Invalid topic name {topic!r}: {problem}")
+        if self.client_id is None or topic is None:
+            return  # nothing to record against (the reference acks are log-only)
+        try:
+            await self.node.backend.acks.record(self.user.user_id, self.client_id, topic, frame.message_id)
+        except RelayError as exc:
+            raise FrameError(protocol.PROCESSING_ERROR, f"Ack not recorded: {exc.detail}") from None
+
+    # --- subscriptions -------------------------------------------------------------------------
+    def _drop(self, topic: str) -> None:
+        sub = self.subs.pop(topic, None)
+        if sub is not None:
+            sub.active = False
+            self.node.hub.remove(topic, sub)
+        task = self._handovers.pop(topic, None)
+        if task is not None:
+            task.cancel()
+
+    def _revoke(self, topic: str) -> None:
+        if topic in self.subs:
+            self._drop(topic)
+            self.outbox.offer(
+                protocol.error(protocol.ACCESS_REVOKED, f"Access to topic '{topic}' was revoked")
+            )
+
+    def _remember(self, message: StoredMessage) -> None:
+        self._delivered[message.message_id] = message.topic
+        if len(self._delivered) > DELIVERED_MEMORY:
+            self._delivered.popitem(last=False)
+
+    async def _hand_over(self, sub: Subscription) -> None:
+        try:
+            while sub.active:
+                try:
+                    await hand_over(sub, self.node.replay, lambda: self._verify(sub))
+                    return
+                except RelayError as exc:  # storage unavailable: the subscription stays held
+                    log.warning("replay of %s failed (%s); retrying", sub.topic, exc)
+                    await asyncio.sleep(RETRY_DELAY)
+        finally:
+            if self._handovers.get(sub.topic) is asyncio.current_task():
+                del self._handovers[sub.topic]
+
+    def _on_unverified(self, sub: Subscription) -> None:
+        async def verify_then_release() -> None:
+            while sub.active:
+                try:
+                    if await self._verify(sub):
+                        sub.release()
+                    return
+                except RelayError:
+                    await asyncio.sleep(RETRY_DELAY)
+
+        self._spawn(verify_then_release())
+
+    async def _verify(self, sub: Subscription) -> bool:
+        """Access to a topic that did not exist at subscribe time, read straight from storage."""
+        topic = await self.node.backend.topics.get(sub.topic)
+        if topic is None:
+            return True  # still no such topic: the reference lets anyone follow it
+        if topic.can_read(self.user):
+            sub.verified = True
+            return True
+        self._revoke(sub.topic)
+        return False
+
+    # --- access changes ------------------------------------------------------------------------
+    async def recheck(self, topics: list[str] | None, *, refresh_user: bool) -> None:
+        """Apply an access change: close on a lost user, drop the topics that lost read access."""
+        try:
+            if refresh_user:
+                user = await self.node.authorizer.user(self.user.user_id)
+                if user is None or not user.is_active or not user.has("read"):
+                    self.outbox.close(protocol.ACCESS_LOST)
+                    return
+                self.user = user
+            names_ = [t for t in (topics if topics is not None else list(self.subs)) if t in self.subs]
+            denied, missing = await self.node.access(self.user, names_)
+        except RelayError as exc:
+            log.warning("access re-check failed (%s); closing session %s", exc, self.id)
+            self.outbox.close(protocol.INTERNAL_ERROR)
+            return
+        for t in denied:
+            self._revoke(t)
+        for t in names_:
+            if t not in missing and t in self.subs:
+                self.subs[t].verified = True
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session %s task failed", self.id, exc_info=task.exception())
+            self.outbox.close(protocol.INTERNAL_ERROR)
+
+    def end(self) -> None:
+        """Unregister everything; the connection is gone or going."""
+        self._expiry.cancel()
+        for t in list(self.subs):
+            self._drop(t)
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _positions(since: dict[str, str], topics: list[str], *, strict: bool = True) -> dict[str, StreamId]:
+    out: dict[str, StreamId] = {}
+    for t in topics:
+        if t in since:
+            sid = ids.parse(since[t])
+            if sid is not None:
+                out[t] = sid
+            elif strict:
+                raise FrameError(
+                    protocol.SUBSCRIPTION_ERROR,
+                    f"Invalid message id in since for topic '{t}': {since[t]!r}"
+                    " (expected '<milliseconds>-<sequence>', e.g. '1715600000123-0')",
+                )
+    return out

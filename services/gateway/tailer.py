@@ -1,0 +1,122 @@
+"""The one loop per gateway that reads the fan-out logs: through this gateway's own consumer group
+(so a restart with the same identity resumes where it stopped), in batches, handing each batch to
+the cache and the hub in one synchronous step and acknowledging it afterwards.
+
+``positions[p]`` is the id of the last message dispatched from partition p.  Everything in the
+partition up to it has been handed to the hub; everything after it will be.  Long-poll cursors and
+cache coverage rest on that.  A lost Valkey connection is retried with backoff; the group's state
+in Valkey means nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.cache import Cache
+from gateway.hub import Hub
+from relaycore import ids, metrics
+from relaycore.errors import Unavailable
+from relaycore.ids import StreamId
+from relaycore.keys import partition_of
+from relaycore.models import StoredMessage
+from relaycore.store.base import FanoutLog
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF = 0.05
+MAX_BACKOFF = 2.0
+
+
+class Tailer:
+    def __init__(
+        self,
+        fanout: FanoutLog,
+        group: str,
+        *,
+        cache: Cache,
+        hub: Hub,
+        batch_size: int,
+        block: float,
+    ) -> None:
+        self._fanout = fanout
+        self._group = group
+        self._cache = cache
+        self._hub = hub
+        self._batch = batch_size
+        self._block = block
+        self.partitions = fanout.partitions
+        self.positions: list[StreamId | None] = [None] * self.partitions
+        self.ready = asyncio.Event()  # set once the group is joined and its backlog re-dispatched
+
+    def position(self, topic: str) -> StreamId | None:
+        return self.positions[partition_of(topic, self.partitions)]
+
+    async def run(self) -> None:
+        delay = FIRST_BACKOFF
+        joined = False
+        while True:
+            try:
+                if not joined:
+                    await self._join()
+                    joined = True
+                    self.ready.set()
+                batches = await self._fanout.read(self._group, count=self._batch, block=self._block)
+                for p, messages in batches:
+                    self._deliver(p, messages)
+                for p, messages in batches:
+                    await self._fanout.ack(self._group, p, [m.message_id for m in messages])
+                if batches:
+                    metrics.tail_batches.inc(len(batches))
+                delay = FIRST_BACKOFF
+            except Unavailable as exc:
+                log.warning("fan-out log unavailable (%s); retrying in %.2fs", exc, delay)
+                joined = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+            except Exception:
+                log.exception("tailer failed; retrying in %.2fs", delay)
+                joined = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _join(self) -> None:
+        joined = await self._fanout.join(self._group)
+        # Entries handed to this group but never acknowledged: lost replies, or a previous run of
+        # this gateway that died between read and ack.
+        while batches := await self._fanout.read(self._group, count=self._batch, block=0, pending=True):
+            for p, messages in batches:
+                self._deliver(p, messages, contiguous=self.positions[p] is not None)
+                await self._fanout.ack(self._group, p, [m.message_id for m in messages])
+        for p, value in joined.items():
+            at = ids.parse(value)
+            if at is None or at == ids.ZERO:
+                continue
+            current = self.positions[p]
+            if current is None or current < at:
+                if current is not None:
+                    # The group moved past entries this process never saw (it was re-created):
+                    # the cache can no longer vouch for that partition's topics.
+                    log.warning("partition %d skipped from %s to %s", p, ids.fmt(current), value)
+                    self._cache.drop_partition(p)
+                self.positions[p] = at
+
+    def _deliver(self, p: int, messages: list[StoredMessage], *, contiguous: bool = True) -> None:
+        before = self.positions[p]
+        batch: list[tuple[StreamId, StoredMessage]] = []
+        for m in messages:
+            sid = ids.parse(m.message_id)
+            if sid is not None and (before is None or sid > before):
+                batch.append((sid, m))
+        if not batch:
+            return
+        if contiguous:
+            self._cache.add(p, before, batch)
+            self.positions[p] = batch[-1][0]
+        self._hub.dispatch(batch)
+
+    async def lag(self) -> int:
+        """Entries of this gateway's group not yet read or acknowledged, exported as a metric."""
+        lag = await self._fanout.lag(self._group)
+        metrics.consumer_lag.set(lag)
+        return lag
