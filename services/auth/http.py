@@ -38,9 +38,14 @@ async def json_body(request: Request) -> bytes:
     body = await request.body()
     if body:
         try:
+            body.decode()
             msgspec.json.decode(body, type=msgspec.Raw)
         except msgspec.DecodeError as exc:
             raise validation_error(exc) from None
+        except UnicodeDecodeError:
+            raise _not_json("invalid UTF-8") from None
+        except RecursionError:
+            raise _not_json("nested too deeply") from None
     return body
 
 
@@ -52,6 +57,15 @@ def decode(body: bytes, schema: type[T]) -> T:
         return msgspec.json.decode(body, type=schema)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise validation_error(exc) from None
+    except UnicodeDecodeError:
+        raise _not_json("invalid UTF-8") from None
+    except RecursionError:
+        raise _not_json("nested too deeply") from None
+
+
+def _not_json(why: str) -> InvalidInput:
+    msg = f"JSON decode error: {why}"
+    return InvalidInput([{"type": "json_invalid", "loc": ["body"], "msg": msg, "input": None}])
 
 
 async def login_form(request: Request) -> tuple[str, str]:
