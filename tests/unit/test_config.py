@@ -1,0 +1,276 @@
+"""relaycore.config: defaults < file < environment, the seed's YAML layout and TOML, errors that
+name the key, durations, the JWT-secret guard, and the shipped example and reference docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from relaycore import config
+from relaycore.config import ConfigError, Settings, load
+
+SECRET = "s" * 40
+ENV = {"PULSAR_JWT_SECRET_KEY": SECRET}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test runs in an empty directory, so no stray config.yaml is picked up."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    """With only the secret set, every other setting has its default."""
+    assert load(ENV) == Settings(jwt_secret_key=SECRET)
+
+
+def test_precedence_defaults_file_env(tmp_path: Path) -> None:
+    """The file overrides defaults; the environment overrides the file."""
+    f = write(tmp_path / "c.yaml", "server:\n  http_port: 9000\n  log_level: DEBUG\nmax_body_bytes: 2048\n")
+    s = load(ENV | {"PULSAR_PORT": "9100", "PULSAR_CONFIG_FILE": str(f)})
+    assert (s.port, s.log_level, s.max_body_bytes) == (9100, "DEBUG", 2048)
+    assert s.host == "127.0.0.1"
+
+
+def test_seed_yaml_layout(tmp_path: Path) -> None:
+    """The seed README's config.yaml is accepted as written."""
+    seed = """
+server:
+  http_port: 8080
+  read_timeout: 30s
+  write_timeout: 30s
+
+valkey:
+  host: localhost
+  port: 6379
+  password: ""
+  db: 0
+  pool_size: 100
+  # appendonly yes
+
+storage:
+  persistent_tier_retention: 24h  # Valkey streams retention
+  max_messages_per_topic: 1000000 # Trim streams at this count
+"""
+    s = load(ENV, write(tmp_path / "config.yaml", seed))
+    assert s == Settings(jwt_secret_key=SECRET)
+    f = write(
+        tmp_path / "other.yaml",
+        "valkey:\n  host: vk.example\n  port: 6380\n  pool_size: 7\nstorage:\n  backend: memory\n",
+    )
+    s = load(ENV, f)
+    assert (s.valkey_host, s.valkey_port, s.valkey_pool_size, s.storage_backend) == (
+        "vk.example",
+        6380,
+        7,
+        "memory",
+    )
+
+
+def test_toml(tmp_path: Path) -> None:
+    """TOML files use the same keys and sections."""
+    f = write(
+        tmp_path / "relay.toml",
+        'jwt_secret_key = "' + "t" * 40 + '"\n[server]\nhttp_port = 9001\n'
+        '[valkey]\nuse_tls = true\n[storage]\npersistent_tier_retention = "7d"\n',
+    )
+    s = load({}, f)
+    assert (s.port, s.valkey_use_tls, s.persistent_tier_retention) == (9001, True, 7 * 86400.0)
+    assert s.jwt_secret_key == "t" * 40
+
+
+def test_auth_section_secret_key(tmp_path: Path) -> None:
+    """auth.secret_key is the file spelling of jwt_secret_key."""
+    s = load({}, write(tmp_path / "c.yaml", f"auth:\n  secret_key: {'k' * 40}\n"))
+    assert s.jwt_secret_key == "k" * 40
+
+
+def test_file_discovery(tmp_path: Path) -> None:
+    """PULSAR_CONFIG_FILE wins; else config.yaml, then config.toml, in the working directory."""
+    write(tmp_path / "config.toml", "port = 9003\n")
+    assert load(ENV).port == 9003
+    write(tmp_path / "config.yaml", "port: 9002\n")
+    assert load(ENV).port == 9002
+    other = write(tmp_path / "elsewhere.yaml", "port: 9004\n")
+    assert load(ENV | {"PULSAR_CONFIG_FILE": str(other)}).port == 9004
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("server:\n  htp_port: 1\n", "server.htp_port"),
+        ("srever:\n  http_port: 1\n", "srever"),
+        ("jwt_secret: x\n", "jwt_secret"),
+        ("1: 2\n", r"unknown setting\(s\) in .*: 1$"),
+    ],
+)
+def test_unknown_keys_stop_start_up(tmp_path: Path, text: str, named: str) -> None:
+    """An unknown key or section in the file is an error naming it."""
+    with pytest.raises(ConfigError, match=named):
+        load(ENV, write(tmp_path / "c.yaml", text))
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("server:\n  http_port: eighty\n", "server.http_port"),
+        ("storage:\n  backend: floppy\n", "storage.backend"),
+        ("valkey:\n  use_tls: maybe\n", "valkey.use_tls"),
+        ("storage:\n  persistent_tier_retention: 10 parsecs\n", "storage.persistent_tier_retention"),
+        ("login_rate_limit_window: -5\n", "LOGIN_RATE_LIMIT_WINDOW"),
+        ("server:\n  http_port: 70000\n", "PULSAR_PORT"),
+        ("server:\n  log_level: VERBOSE\n", "PULSAR_LOG_LEVEL"),
+        ("max_body_bytes: 0\n", "PULSAR_MAX_BODY_BYTES"),
+        ("fanout_partitions: 5000\n", "PULSAR_FANOUT_PARTITIONS"),
+        ("password_hash_memory_kib: 8\n", "PULSAR_PASSWORD_HASH_MEMORY_KIB"),
+        ("forwarded_allow_ips: 10.0.0.0/8, proxy.local\n", "proxy.local"),
+        ("bootstrap_admin_username: admin\n", "PULSAR_BOOTSTRAP_ADMIN_PASSWORD"),
+        (
+            "bootstrap_admin_username: admin\nbootstrap_admin_password: short\n",
+            "PULSAR_BOOTSTRAP_ADMIN_PASSWORD",
+        ),
+        ("jwt_algorithm: RS256\n", "jwt_algorithm"),
+        ("jwt_algorithm: EdDSA\n", "PULSAR_JWT_PUBLIC_KEY_FILE"),
+        ("valkey: redis://x\n", "valkey"),
+    ],
+)
+def test_bad_file_values_name_the_key(tmp_path: Path, text: str, named: str) -> None:
+    """A value of the wrong type or out of range is an error naming the key."""
+    with pytest.raises(ConfigError, match=named):
+        load(ENV, write(tmp_path / "c.yaml", text))
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("PULSAR_PORT", "abc"),
+        ("PULSAR_VALKEY_USE_TLS", "perhaps"),
+        ("PULSAR_STORAGE_BACKEND", "floppy"),
+        ("PULSAR_TAIL_BLOCK", "soon"),
+    ],
+)
+def test_bad_env_values_name_the_variable(var: str, value: str) -> None:
+    """A bad environment value is an error naming the variable."""
+    with pytest.raises(ConfigError, match=var):
+        load(ENV | {var: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("24h", 86400.0),
+        ("30s", 30.0),
+        ("15m", 900.0),
+        ("500ms", 0.5),
+        ("1d", 86400.0),
+        ("2.5h", 9000.0),
+        ("45", 45.0),
+        (" 10 s ", 10.0),
+    ],
+)
+def test_durations(value: str, seconds: float) -> None:
+    """Durations accept the seed's 24h/30s forms, other units, and plain seconds."""
+    assert load(ENV | {"PULSAR_PERSISTENT_TIER_RETENTION": value}).persistent_tier_retention == seconds
+
+
+def test_numeric_durations_in_files(tmp_path: Path) -> None:
+    """Numbers in a file are seconds."""
+    s = load(ENV, write(tmp_path / "c.yaml", "tail_block: 0.25\ngateway_expiry: 90\n"))
+    assert (s.tail_block, s.gateway_expiry) == (0.25, 90.0)
+
+
+def test_env_booleans_and_numbers() -> None:
+    """Environment strings convert: 1/0/true/false for booleans, digits for numbers."""
+    s = load(ENV | {"PULSAR_VALKEY_USE_TLS": "1", "PULSAR_LOG_JSON": "true", "PULSAR_VALKEY_PORT": "6390"})
+    assert (s.valkey_use_tls, s.log_json, s.valkey_port) == (True, True, 6390)
+    assert load(ENV | {"PULSAR_VALKEY_USE_TLS": "0"}).valkey_use_tls is False
+
+
+def test_other_pulsar_variables_are_ignored() -> None:
+    """PULSAR_* variables that are not settings (the client's, say) do not stop start-up."""
+    assert load(ENV | {"PULSAR_RELAY_URL": "http://x", "PULSAR_CONFIG_FILE": ""}).port == 8080
+
+
+def test_missing_jwt_secret_is_refused() -> None:
+    """No secret: refused, saying how to make one and naming the development flag."""
+    with pytest.raises(ConfigError) as info:
+        load({})
+    assert "PULSAR_JWT_SECRET_KEY" in str(info.value)
+    assert "secrets.token_urlsafe" in str(info.value)
+    assert "PULSAR_ALLOW_INSECURE_DEFAULTS=1" in str(info.value)
+
+
+@pytest.mark.parametrize("secret", ["short", "your-secure-secret-key", "x" * 31])
+def test_weak_jwt_secret_is_refused(secret: str) -> None:
+    """A short or well-known secret is refused."""
+    with pytest.raises(ConfigError, match="too weak"):
+        load({"PULSAR_JWT_SECRET_KEY": secret})
+
+
+@pytest.mark.parametrize("flag", ["1", "true"])
+def test_insecure_defaults_flag_allows_weak_secrets(flag: str) -> None:
+    """PULSAR_ALLOW_INSECURE_DEFAULTS=1 lets development start without a strong secret."""
+    assert load({"PULSAR_ALLOW_INSECURE_DEFAULTS": flag}).allow_insecure_defaults is True
+    assert (
+        load({"PULSAR_ALLOW_INSECURE_DEFAULTS": flag, "PULSAR_JWT_SECRET_KEY": "dev"}).jwt_secret_key == "dev"
+    )
+
+
+def test_asymmetric_mode_needs_no_secret(tmp_path: Path) -> None:
+    """With EdDSA/ES256 the shared secret is not needed, but the public key file is."""
+    s = load({"PULSAR_JWT_ALGORITHM": "ES256", "PULSAR_JWT_PUBLIC_KEY_FILE": str(tmp_path / "k.pub")})
+    assert s.jwt_algorithm == "ES256"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("bad.yaml", "server: [unclosed\n", "not valid YAML"),
+        ("bad.toml", "port = = 1\n", "not valid TOML"),
+        ("list.yaml", "- a\n- b\n", "must hold a mapping"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, name: str, text: str, problem: str) -> None:
+    """Broken YAML or TOML, or a file that is not a mapping, is a ConfigError."""
+    with pytest.raises(ConfigError, match=problem):
+        load(ENV, write(tmp_path / name, text))
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    """A named file that does not exist is an error; an empty one means defaults."""
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(ENV, tmp_path / "nope.yaml")
+    assert load(ENV, write(tmp_path / "empty.yaml", "")) == Settings(jwt_secret_key=SECRET)
+
+
+# --- the shipped example and reference
+
+
+def test_example_config_loads_with_the_defaults() -> None:
+    """config.example.yaml loads and states exactly the defaults."""
+    assert load(ENV, ROOT / "config.example.yaml") == Settings(jwt_secret_key=SECRET)
+
+
+def test_example_config_documents_every_setting() -> None:
+    """Every Settings field appears in config.example.yaml, and nothing else does."""
+    data = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+    keys = set(config._flatten(data, "config.example.yaml"))
+    assert keys == set(Settings.__struct_fields__)
+
+
+def test_settings_reference_documents_every_setting() -> None:
+    """docs/SETTINGS.md has a row for every setting with its environment variable."""
+    text = (ROOT / "docs" / "SETTINGS.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `")}
+    assert rows == set(Settings.__struct_fields__)
+    for name in Settings.__struct_fields__:
+        assert f"`PULSAR_{name.upper()}`" in text, name
