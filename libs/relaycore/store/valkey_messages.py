@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from relaycore.models import NewMessage, StoredMessage, User, now_ms
 from relaycore.store._guard import guard_methods
 from relaycore.store._scripts import load
 from relaycore.store.base import PublishKind, PublishResult
-from relaycore.store.entries import decode, fields_of
+from relaycore.store.entries import decode
 from relaycore.valkey import Client
 
 
@@ -27,6 +28,9 @@ class _Context(msgspec.Struct, array_like=True):
 
 
 _ctx_decoder = msgspec.json.Decoder(_Context)
+_ctx_encoder = msgspec.json.Encoder()
+_args_encoder = msgspec.msgpack.Encoder()
+_TOPIC_KEYS_CACHED = 16_384
 
 
 def denied_detail(topics: Sequence[str], kind: PublishKind) -> str:
@@ -42,6 +46,14 @@ class ValkeyMessages:
         self._k = keys
         self._s = settings
         self._publish = load(client, "publish")
+        self._maxlen = str(settings.max_messages_per_topic)
+        self._log_maxlen = str(settings.fanout_log_maxlen)
+        self._topic_keys = functools.lru_cache(maxsize=_TOPIC_KEYS_CACHED)(self._keys_of)
+
+    def _keys_of(self, topic: str) -> tuple[str, str, str, str, int]:
+        """(meta, stream, log, topic index, partition) of a topic: computed once per topic name."""
+        p = self._k.partition(topic)
+        return self._k.topic(topic), self._k.stream(topic), self._k.log(p), self._k.topic_index(p), p
 
     async def publish(
         self,
@@ -57,47 +69,54 @@ class ValkeyMessages:
         keys: list[str] = []
         if idempotency_key is not None:
             keys.append(self._k.idempotency(messages[0].topic, user.user_id, idempotency_key))
-        topic_args: list[str] = []
-        msg_args: list[bytes | str] = []
+        new_topics: list[tuple[str, str]] = []
+        rows: list[tuple[int, str, str, str, str]] = []
         for m, tid in zip(messages, topic_ids, strict=True):
-            if m.topic not in order:
-                order[m.topic] = len(order) + 1
-                p = self._k.partition(m.topic)
-                keys += [
-                    self._k.topic(m.topic),
-                    self._k.stream(m.topic),
-                    self._k.log(p),
-                    self._k.owned(p, user.user_id),
-                    self._k.topic_index(p),
-                ]
-                topic_args += [m.topic, tid]
-            msg_args += [str(order[m.topic]), *fields_of(m)]
+            index = order.get(m.topic)
+            if index is None:
+                index = order[m.topic] = len(order) + 1
+                meta, stream, log, topic_index, partition = self._topic_keys(m.topic)
+                keys += [meta, stream, log, self._k.owned(partition, user.user_id), topic_index]
+                new_topics.append((m.topic, tid))
+            # Strings, not bytes: the script's MessagePack decoder only knows the str type (the
+            # payload and metadata are UTF-8 JSON text).
+            rows.append(
+                (
+                    index,
+                    m.payload.decode(),
+                    m.timestamp,
+                    m.metadata.decode() if m.metadata else "",
+                    "" if m.expires_at_ms is None else str(m.expires_at_ms),
+                )
+            )
         topics = [m.topic for m in messages]
         timestamps = [m.timestamp for m in messages]
         # What a repeat needs to rebuild the response; only kept when there is a key.
-        context = b"" if idempotency_key is None else msgspec.json.encode(_Context(kind, topics, timestamps))
+        context = (
+            ""
+            if idempotency_key is None
+            else _ctx_encoder.encode(_Context(kind, topics, timestamps)).decode()
+        )
         retention_ms = int(self._s.persistent_tier_retention * 1000)
         minid = f"{now_ms() - retention_ms}-0" if retention_ms > 0 else "0"
-        reply = await self._publish(
-            keys=keys,
-            args=[
-                "1" if idempotency_key is not None else "0",
+        packed = _args_encoder.encode(
+            (
+                idempotency_key is not None,
                 user.user_id,
-                "1" if user.is_admin else "0",
+                user.is_admin,
                 user.username,
                 timestamps[0],
                 str(int(idempotency_ttl * 1000)),
-                str(self._s.max_messages_per_topic),
+                self._maxlen,
                 minid,
-                str(self._s.fanout_log_maxlen),
+                self._log_maxlen,
                 self._k.invalidate_channel,
                 context,
-                str(len(order)),
-                str(len(messages)),
-                *topic_args,
-                *msg_args,
-            ],
+                new_topics,
+                rows,
+            )
         )
+        reply = await self._publish(keys=keys, args=[packed])
         status = reply[0]
         if status == b"ok":
             return PublishResult(
