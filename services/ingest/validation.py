@@ -8,6 +8,7 @@ slices of that compact text, stored without ever being decoded into Python objec
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,18 +65,62 @@ def idempotency_key(value: str | None) -> str | None:
 
 def single(body: bytes | None, received_ns: int) -> list[NewMessage]:
     """The message of a ``POST /api/v1/messages`` body (compact JSON text)."""
-    item = _decode(single_decoder, body)
-    _raise_if(_problems(item, ["body"]))
-    return [_message(item, received_ns // 1_000_000, timestamp_of(received_ns))]
+    return _messages([_decode(single_decoder, body)], ["body"], received_ns, indexed=False)
 
 
 def bulk(body: bytes | None, received_ns: int) -> list[NewMessage]:
     """The messages of a ``POST /api/v1/messages/bulk`` body; one bad item rejects them all.
     Every message is stamped with the same receipt instant."""
-    items = _decode(bulk_decoder, body).messages
-    _raise_if([p for i, m in enumerate(items) for p in _problems(m, ["body", "messages", i])])
+    return _messages(_decode(bulk_decoder, body).messages, ["body", "messages"], received_ns, indexed=True)
+
+
+def _messages(
+    items: list[MessageIn], loc: list[str | int], received_ns: int, *, indexed: bool
+) -> list[NewMessage]:
+    """Validated messages, or a 422 listing the topic and payload problems of every item."""
     ms, ts = received_ns // 1_000_000, timestamp_of(received_ns)
-    return [_message(m, ms, ts) for m in items]
+    out: list[NewMessage] = []
+    problems: list[dict[str, Any]] = []
+    for i, m in enumerate(items):
+        payload = bytes(m.payload)
+        problem = _topic_problem(m.topic)
+        if problem is None and payload.startswith(b"{"):  # compact text: an object starts with '{'
+            out.append(
+                NewMessage(
+                    topic=m.topic,
+                    payload=payload,
+                    timestamp=ts,
+                    metadata=metadata_encoder.encode(m.metadata) if m.metadata else None,
+                    expires_at_ms=None if m.ttl is None else ms + m.ttl * 1000,
+                )
+            )
+            continue
+        at = [*loc, i] if indexed else loc
+        if problem is not None:
+            problems.append(
+                {
+                    "type": "value_error",
+                    "loc": [*at, "topic"],
+                    "msg": f"Value error, {problem}",
+                    "input": m.topic,
+                }
+            )
+        if not payload.startswith(b"{"):
+            problems.append(
+                {
+                    "type": "dict_type",
+                    "loc": [*at, "payload"],
+                    "msg": "Input should be a valid dictionary",
+                    "input": msgspec.json.decode(payload),
+                }
+            )
+    if problems:
+        raise InvalidInput(problems)
+    return out
+
+
+# Producers reuse a handful of topic names: check each name once, not once per message.
+_topic_problem = functools.lru_cache(maxsize=4096)(topic_problem)
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes | None) -> Any:
@@ -94,45 +139,6 @@ def _item(exc: msgspec.ValidationError) -> dict[str, Any]:
     if msg.startswith("Object missing required field"):
         return {"type": "missing", "loc": [*loc, msg.split("`")[1]], "msg": "Field required", "input": None}
     return {"type": "value_error", "loc": loc, "msg": msg, "input": None}
-
-
-def _problems(m: MessageIn, loc: list[str | int]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    problem = topic_problem(m.topic)
-    if problem is not None:
-        out.append(
-            {
-                "type": "value_error",
-                "loc": [*loc, "topic"],
-                "msg": f"Value error, {problem}",
-                "input": m.topic,
-            }
-        )
-    if not bytes(m.payload).startswith(b"{"):  # compact text: an object starts with '{'
-        out.append(
-            {
-                "type": "dict_type",
-                "loc": [*loc, "payload"],
-                "msg": "Input should be a valid dictionary",
-                "input": msgspec.json.decode(m.payload),
-            }
-        )
-    return out
-
-
-def _raise_if(problems: list[dict[str, Any]]) -> None:
-    if problems:
-        raise InvalidInput(problems)
-
-
-def _message(m: MessageIn, received_ms: int, timestamp: str) -> NewMessage:
-    return NewMessage(
-        topic=m.topic,
-        payload=bytes(m.payload),
-        timestamp=timestamp,
-        metadata=metadata_encoder.encode(m.metadata) if m.metadata else None,
-        expires_at_ms=None if m.ttl is None else received_ms + m.ttl * 1000,
-    )
 
 
 def timestamp_of(received_ns: int) -> str:
