@@ -1,0 +1,80 @@
+"""What scenarios share: CPU accounting for the server and the load generator, connecting many
+WebSocket subscribers, and waiting for deliveries to drain."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bench import wsclient
+from bench.machine import cpu_seconds
+from bench.systems import Deployment
+
+
+@contextmanager
+def cpu_usage(dep: Deployment, into: dict[str, Any]) -> Iterator[None]:
+    """Adds ``server_cpu`` and ``loadgen_cpu`` (cores busy, 1.0 = one core) over the block."""
+    s0, l0, t0 = cpu_seconds(dep.under_test.pid), time.process_time(), time.monotonic()
+    yield
+    wall = max(time.monotonic() - t0, 1e-9)
+    into["server_cpu"] = round((cpu_seconds(dep.under_test.pid) - s0) / wall, 3)
+    into["loadgen_cpu"] = round((time.process_time() - l0) / wall, 3)
+
+
+async def connect_many(
+    dep: Deployment,
+    topics_for: list[list[str]],
+    sink: wsclient.Deliveries,
+    *,
+    concurrency: int,
+    deadline: float | None = None,
+) -> tuple[list[wsclient.WsProtocol], list[str]]:
+    """One subscriber per entry of ``topics_for``; stops early at ``deadline`` (monotonic) or after
+    repeated failures.  Returns the open connections and the first errors seen."""
+    conns: list[wsclient.WsProtocol] = []
+    errors: list[str] = []
+    gate = asyncio.Semaphore(concurrency)
+    stop = False
+
+    async def one(i: int) -> None:
+        nonlocal stop
+        if stop:
+            return
+        async with gate:
+            if stop or (deadline is not None and time.monotonic() > deadline):
+                stop = True
+                return
+            try:
+                conn = await wsclient.subscribe(
+                    dep.host, dep.gateway_port, dep.token, topics_for[i], sink,
+                    auth=dep.ws_auth, client_id=f"bench-{i}",
+                )  # fmt: skip
+                conns.append(conn)
+            except (OSError, TimeoutError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                if len(errors) > 50:
+                    stop = True
+
+    await asyncio.gather(*(one(i) for i in range(len(topics_for))))
+    return conns, errors[:5]
+
+
+def close_all(conns: list[wsclient.WsProtocol]) -> None:
+    for c in conns:
+        c.close()
+
+
+async def drain(sink: wsclient.Deliveries, expected: int, limit: float, stall: float = 2.0) -> None:
+    """Wait until ``expected`` deliveries arrived, or nothing arrived for ``stall`` s, or ``limit`` s."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    last_count, last_change = sink.count, loop.time()
+    while sink.count < expected and loop.time() < end:
+        await asyncio.sleep(0.02)
+        if sink.count != last_count:
+            last_count, last_change = sink.count, loop.time()
+        elif loop.time() - last_change > stall:
+            return
