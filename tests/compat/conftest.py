@@ -1,19 +1,65 @@
 """Fixtures for the drop-in compatibility suite: a relay started as an operator starts it, with a
-bootstrap admin, on the session's real Valkey."""
+bootstrap admin, on the session's real Valkey.  ``relay`` is the all-in-one process unless a
+module parametrizes it indirectly with ``"stack"``: the split deployment (auth, ingest, two
+gateways behind HAProxy running deploy/haproxy.cfg) from ``pulsar_relay.stack``."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.compat.relay import Api, relay_env
+from tests.compat.relay import Api, Relay, relay_env
 from tests.support.serve import RelayProcess
 
 
+class StackRelay:
+    """The split stack seen through its one public origin (HAProxy)."""
+
+    def __init__(self, valkey_url: str, workdir: Path) -> None:
+        from pulsar_relay.stack import Stack
+
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True)
+        self.stack = Stack(
+            data_dir=workdir / "data",
+            gateways=2,
+            environ={**os.environ, **relay_env(valkey_url)},
+            log_dir=self.logs,
+        )
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+    @property
+    def port(self) -> int:
+        return self.stack.port
+
+    def output(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(self.logs.glob("*.log")))
+
+
 @pytest.fixture
-def relay(valkey_url: str) -> Iterator[RelayProcess]:
-    """``pulsar-relay serve all`` on a free port over the flushed session Valkey."""
+def relay(request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path) -> Iterator[Relay]:
+    """``pulsar-relay serve all`` (or the split stack) on free ports over the flushed session Valkey."""
+    if getattr(request, "param", "all") == "stack":
+        try:
+            import pulsar_relay.stack  # noqa: F401
+        except ImportError:
+            pytest.skip("pulsar_relay.stack is not there yet")
+        if shutil.which("haproxy") is None:
+            pytest.skip("the split stack needs haproxy (make stack installs it)")
+        stack = StackRelay(valkey_url, tmp_path / "stack")
+        try:
+            stack.stack.start()
+            yield stack
+        finally:
+            stack.stack.stop()
+        return
     proc = RelayProcess("all", relay_env(valkey_url))
     try:
         proc.start()
@@ -23,7 +69,7 @@ def relay(valkey_url: str) -> Iterator[RelayProcess]:
 
 
 @pytest.fixture
-def api(relay: RelayProcess) -> Iterator[Api]:
+def api(relay: Relay) -> Iterator[Api]:
     client = Api(relay.url)
     yield client
     client.close()

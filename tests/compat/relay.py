@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -17,9 +17,24 @@ from tests.conftest import TEST_SECRET
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "your-secure-password"
 
+# What ``relay`` can be: the all-in-one process, or the split stack behind HAProxy.
+DEPLOYMENTS = ["all", "stack"]
+
 REPO = Path(__file__).resolve().parents[2]
 # The child relay imports the source tree even where the project is not pip-installed.
 SOURCE_PATH = os.pathsep.join(str(REPO / d) for d in ("libs", "services", "."))
+
+
+class Relay(Protocol):
+    """What a test needs of a running relay, all-in-one or split: its one public origin."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    def output(self) -> str: ...
 
 
 def relay_env(valkey_url: str, **extra: str) -> dict[str, str]:

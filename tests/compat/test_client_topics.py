@@ -14,12 +14,14 @@ from pulsar_relay_client import (
     TopicOwnershipConflictError,
 )
 
-from tests.compat.relay import Api, bearer
-from tests.support.serve import RelayProcess
+from tests.compat.relay import DEPLOYMENTS, Api, Relay, bearer
+
+# The real client against the all-in-one process and against the split stack behind HAProxy.
+pytestmark = pytest.mark.parametrize("relay", DEPLOYMENTS, indirect=True)
 
 
 @pytest.fixture
-def topics_client(relay: RelayProcess) -> Iterator[HttpRelayClient]:
+def topics_client(relay: Relay) -> Iterator[HttpRelayClient]:
     session = requests.Session()
     yield HttpRelayClient(relay.url, session=session)
     session.close()
@@ -84,24 +86,40 @@ def test_fetch_messages_limit_one_desc_is_the_newest(
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_fetch_messages_pages_with_next_cursor(
+def test_fetch_messages_pages_until_an_empty_page(
     topics_client: HttpRelayClient, api: Api, admin_token: str, order: str
 ) -> None:
-    """Paging with next_cursor visits every message once, in order, and ends on an empty page."""
+    """Paging as callers of the reference do (cursor = next_cursor, stop on an empty page) sees each
+    message once, in order; the cursor is echoed and total is the page size."""
     ids = [api.publish(admin_token, "compat_pages", {"n": n}) for n in range(5)]
     expected = ids if order == "asc" else ids[::-1]
     seen: list[str] = []
     cursor: str | None = None
-    for _ in range(10):
+    for _ in range(6):
         page = topics_client.fetch_messages(admin_token, "compat_pages", limit=2, order=order, cursor=cursor)
-        assert page["order"] == order and page["limit"] == 2 and page["cursor"] == cursor
+        assert (page["order"], page["limit"], page["cursor"]) == (order, 2, cursor)
+        assert page["total"] == len(page["messages"])
         if not page["messages"]:
             break
         seen += [m["message_id"] for m in page["messages"]]
-        assert page["next_cursor"] == page["messages"][-1]["message_id"]
-        assert page["total"] == len(page["messages"])
         cursor = page["next_cursor"]
     assert seen == expected
+
+
+def test_fetch_messages_next_cursor_is_the_last_id_of_every_non_empty_page(
+    topics_client: HttpRelayClient, api: Api, admin_token: str
+) -> None:
+    """As the reference: next_cursor is the page's last id even when nothing more exists (its
+    get_messages_with_data test: 5 messages, default limit → next_cursor = the 5th id)."""
+    ids = [api.publish(admin_token, "compat_short", {"n": n}) for n in range(5)]
+    page = topics_client.fetch_messages(admin_token, "compat_short")
+    assert [m["message_id"] for m in page["messages"]] == ids[::-1]
+    assert (page["total"], page["limit"], page["next_cursor"]) == (5, 10, ids[0])
+    last = topics_client.fetch_messages(admin_token, "compat_short", limit=2, order="asc", cursor=ids[2])
+    assert [m["message_id"] for m in last["messages"]] == ids[3:]
+    assert last["next_cursor"] == ids[4]
+    empty = topics_client.fetch_messages(admin_token, "compat_short", limit=2, order="asc", cursor=ids[4])
+    assert (empty["messages"], empty["total"], empty["next_cursor"]) == ([], 0, None)
 
 
 def test_fetch_messages_errors_map_to_client_exceptions(

@@ -16,8 +16,10 @@ import requests
 from pulsar_relay_client import RelayTransport
 
 from tests.compat.faultproxy import ResponseDroppingProxy, header_values
-from tests.compat.relay import ADMIN_PASSWORD, ADMIN_USERNAME, Api, bearer
-from tests.support.serve import RelayProcess
+from tests.compat.relay import ADMIN_PASSWORD, ADMIN_USERNAME, DEPLOYMENTS, Api, Relay, bearer
+
+# The real client against the all-in-one process and against the split stack behind HAProxy.
+pytestmark = pytest.mark.parametrize("relay", DEPLOYMENTS, indirect=True)
 
 STREAM_ID = re.compile(r"^\d+-\d+$")
 
@@ -41,13 +43,13 @@ def transport(url: str, **kw: Any) -> RelayTransport:
 
 
 @pytest.fixture
-def client(relay: RelayProcess) -> Iterator[RelayTransport]:
+def client(relay: Relay) -> Iterator[RelayTransport]:
     t = transport(relay.url)
     yield t
     t.close()
 
 
-def test_post_message_sends_an_idempotency_key_and_gets_the_stored_id(relay: RelayProcess, api: Api) -> None:
+def test_post_message_sends_an_idempotency_key_and_gets_the_stored_id(relay: Relay, api: Api) -> None:
     """post_message logs in by form, sends a 32-hex Idempotency-Key and gets 201 with a stream id."""
     session = RecordingSession()
     t = RelayTransport(relay.url, username=ADMIN_USERNAME, password=ADMIN_PASSWORD, session=session)
@@ -66,7 +68,7 @@ def test_post_message_sends_an_idempotency_key_and_gets_the_stored_id(relay: Rel
     ]
 
 
-def test_post_message_retried_after_a_lost_response_is_stored_once(relay: RelayProcess, api: Api) -> None:
+def test_post_message_retried_after_a_lost_response_is_stored_once(relay: Relay, api: Api) -> None:
     """The relay stores a publish, the answer is lost, the client retries with the same key: one message."""
     proxy = ResponseDroppingProxy(relay.port, b"POST /api/v1/messages ").start()
     t = transport(proxy.url)
@@ -82,9 +84,7 @@ def test_post_message_retried_after_a_lost_response_is_stored_once(relay: RelayP
     assert [m["message_id"] for m in stored] == [result["message_id"]]
 
 
-def test_post_bulk_messages_retried_after_a_lost_response_is_stored_once(
-    relay: RelayProcess, api: Api
-) -> None:
+def test_post_bulk_messages_retried_after_a_lost_response_is_stored_once(relay: Relay, api: Api) -> None:
     """A bulk publish whose 207 is lost and retried under the same key stores each message once."""
     proxy = ResponseDroppingProxy(relay.port, b"POST /api/v1/messages/bulk ").start()
     t = transport(proxy.url)
@@ -166,9 +166,7 @@ def poll_until(t: RelayTransport, topics: list[str], count: int) -> list[dict[st
     return got
 
 
-def test_long_poll_cursor_file_survives_a_client_restart(
-    relay: RelayProcess, api: Api, tmp_path: Path
-) -> None:
+def test_long_poll_cursor_file_survives_a_client_restart(relay: Relay, api: Api, tmp_path: Path) -> None:
     """Messages published while the consumer is down arrive after it restarts: none lost, none repeated."""
     topic = "compat_cursor"
     cursor_path = str(tmp_path / "manager-relay-cursor.json")

@@ -11,10 +11,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pulsar_relay_client import RelayTransport
 
-from tests.compat.relay import Api
-from tests.support.serve import RelayProcess
+from tests.compat.relay import DEPLOYMENTS, Api, Relay
+
+# The real client against the all-in-one process and against the split stack behind HAProxy.
+pytestmark = pytest.mark.parametrize("relay", DEPLOYMENTS, indirect=True)
 
 MANAGER = "compat"
 SETUP, KILL, STATUS = f"job_setup_{MANAGER}", f"job_kill_{MANAGER}", f"job_status_update_{MANAGER}"
@@ -97,7 +100,7 @@ class GalaxySide:
 
 
 def test_galaxy_pulsar_exchange_survives_a_pulsar_restart(
-    relay: RelayProcess, api: Api, admin_token: str, tmp_path: Path
+    relay: Relay, api: Api, admin_token: str, tmp_path: Path
 ) -> None:
     """Every job gets exactly its status updates across a consumer restart: nothing lost or duplicated."""
     api.register(admin_token, USER, PASSWORD, ["read", "write"])

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from tests.compat import readme
-from tests.compat.relay import ADMIN_PASSWORD, Api, bearer
-from tests.support.serve import RelayProcess
+from tests.compat.relay import ADMIN_PASSWORD, Api, Relay, bearer
 
 STREAM_ID = re.compile(r"^\d+-\d+$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -148,7 +147,7 @@ CASES: dict[str, tuple[Setup, Callable[..., None]]] = {
 
 @pytest.mark.parametrize("key", sorted(CASES))
 def test_readme_curl_command_works_as_written(
-    key: str, relay: RelayProcess, api: Api, admin_token: str, tmp_path: Path
+    key: str, relay: Relay, api: Api, admin_token: str, tmp_path: Path
 ) -> None:
     """The README's curl command gets the status and fields the README describes."""
     setup, check = CASES[key]
@@ -157,7 +156,7 @@ def test_readme_curl_command_works_as_written(
     check(status, body, api, ctx)
 
 
-def test_readme_curl_walkthrough_in_order(relay: RelayProcess, api: Api, tmp_path: Path) -> None:
+def test_readme_curl_walkthrough_in_order(relay: Relay, api: Api, tmp_path: Path) -> None:
     """A newcomer's path through the README with the token curl's own login printed: all succeed."""
     status, body = run_curl(COMMANDS["POST /auth/login"], relay.url, "", tmp_path)
     assert status == 200, body

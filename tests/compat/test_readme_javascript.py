@@ -10,8 +10,7 @@ import pytest
 
 from tests.compat import readme
 from tests.compat.node import NodeExample
-from tests.compat.relay import Api
-from tests.support.serve import RelayProcess
+from tests.compat.relay import Api, Relay
 
 WEBSOCKET_EXAMPLE, POLL_EXAMPLE = readme.javascript_examples()
 
@@ -33,7 +32,7 @@ def test_readme_examples_are_the_websocket_then_the_poll_client() -> None:
 
 
 def test_readme_websocket_example_subscribes_receives_and_acks(
-    relay: RelayProcess, api: Api, admin_token: str, consumer: str, tmp_path: Path
+    relay: Relay, api: Api, admin_token: str, consumer: str, tmp_path: Path
 ) -> None:
     """The browser example subscribes without a client_id, gets both messages, and its acks raise no error."""
     code = readme.js_for_relay(WEBSOCKET_EXAMPLE, relay.port, consumer)
@@ -54,7 +53,7 @@ def test_readme_websocket_example_subscribes_receives_and_acks(
 
 
 def test_readme_long_poll_example_receives_each_message_once(
-    relay: RelayProcess, api: Api, admin_token: str, consumer: str, tmp_path: Path
+    relay: Relay, api: Api, admin_token: str, consumer: str, tmp_path: Path
 ) -> None:
     """The fetch example's since-tracking loop gets every message exactly once across both topics."""
     code = readme.js_for_relay(POLL_EXAMPLE, relay.port, consumer)

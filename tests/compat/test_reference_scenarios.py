@@ -9,13 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.compat.relay import ADMIN_PASSWORD, ADMIN_USERNAME
-from tests.support.serve import RelayProcess
+import pytest
+
+from tests.compat.relay import ADMIN_PASSWORD, ADMIN_USERNAME, DEPLOYMENTS, Relay
+
+# The real client against the all-in-one process and against the split stack behind HAProxy.
+pytestmark = pytest.mark.parametrize("relay", DEPLOYMENTS, indirect=True)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_reference_scenarios_run_clean_with_tiny_parameters(relay: RelayProcess, tmp_path: Path) -> None:
+def test_reference_scenarios_run_clean_with_tiny_parameters(relay: Relay, tmp_path: Path) -> None:
     """All ten scenarios (eleven results) finish without errors and with the expected operation counts."""
     out = tmp_path / "results.json"
     done = subprocess.run(
