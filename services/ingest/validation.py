@@ -40,14 +40,23 @@ def compact_body(body: bytes) -> bytes | None:
         return msgspec.json.format(body, indent=-1)
     except msgspec.DecodeError as exc:
         at = _BYTE.search(str(exc))
-        item = {
-            "type": "json_invalid",
-            "loc": ["body", int(at.group(1)) if at else len(body)],
-            "msg": "JSON decode error",
-            "input": {},
-            "ctx": {"error": str(exc)},
-        }
-        raise InvalidInput([item]) from None
+        raise _json_invalid(int(at.group(1)) if at else len(body), str(exc)) from None
+    except RecursionError:
+        raise _json_invalid(0, "JSON nested too deeply") from None
+
+
+def _json_invalid(position: int, error: str) -> InvalidInput:
+    return InvalidInput(
+        [
+            {
+                "type": "json_invalid",
+                "loc": ["body", position],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": error},
+            }
+        ]
+    )
 
 
 def idempotency_key(value: str | None) -> str | None:

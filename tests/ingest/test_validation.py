@@ -115,6 +115,15 @@ async def test_malformed_json_is_422_json_invalid_even_before_auth(svc: Ingest, 
             assert r.json()["detail"][0]["type"] == "json_invalid"
 
 
+async def test_absurdly_deep_json_is_422_not_a_crash(svc: Ingest) -> None:
+    """JSON nested deeper than the decoder allows is rejected as invalid JSON, not a 500."""
+    _, alice = await svc.user("alice")
+    raw = b'{"topic": "t", "payload": {"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}"
+    r = await alice.post("/api/v1/messages", content=raw)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["type"] == "json_invalid"
+
+
 async def test_body_that_is_not_utf8_is_400(svc: Ingest) -> None:
     """Bytes that are not UTF-8 cannot be parsed: 400, as the reference."""
     _, alice = await svc.user("alice")
