@@ -218,3 +218,22 @@ def test_long_poll_cursor_file_survives_a_client_restart(relay: Relay, api: Api,
 def test_long_poll_with_float_timeout_returns_empty_when_quiet(client: RelayTransport) -> None:
     """Pulsar passes the timeout as a float; a quiet topic answers with no messages, not an error."""
     assert client.long_poll(["compat_quiet"], timeout=1.0) == []  # type: ignore[arg-type]
+
+
+def test_large_setup_payload_is_published_and_delivered_intact(relay: Relay, api: Api) -> None:
+    """A ~500 KiB Galaxy job setup message (command line, env) is accepted and long-polled whole."""
+    payload = {
+        "job_id": "big",
+        "command_line": "x" * 300_000,
+        "env": [{"name": f"V{i}", "value": "é" * 100} for i in range(1000)],
+    }
+    producer, consumer = transport(relay.url), transport(relay.url)
+    try:
+        marker = producer.post_message("compat_large", {"job_id": "marker"})["message_id"]
+        consumer.set_last_message_id("compat_large", marker)
+        sent = producer.post_message("compat_large", payload)
+        got = consumer.long_poll(["compat_large"], timeout=2.0)  # type: ignore[arg-type]
+    finally:
+        producer.close()
+        consumer.close()
+    assert [(m["message_id"], m["payload"]) for m in got] == [(sent["message_id"], payload)]
