@@ -34,7 +34,8 @@ class RecordingSession(requests.Session):
 
     def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         req = response.request
-        self.sent.append((str(req.method), str(req.url), dict(req.headers)))
+        headers = {k: v if isinstance(v, str) else v.decode() for k, v in req.headers.items()}
+        self.sent.append((str(req.method), str(req.url), headers))
 
 
 def transport(url: str, **kw: Any) -> RelayTransport:
@@ -116,7 +117,7 @@ def test_same_idempotency_key_twice_returns_the_first_answer_and_stores_once(api
 
 def test_post_bulk_messages_returns_207_with_results_in_order(client: RelayTransport, api: Api) -> None:
     """post_bulk_messages accepts the 207 answer: one accepted result per message, in input order."""
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"topic": "compat_bulk_a", "payload": {"n": 1}},
         {"topic": "compat_bulk_b", "payload": {"n": 2}, "metadata": {"m": "x"}},
         {"topic": "compat_bulk_a", "payload": {"n": 3}, "ttl": 600},
