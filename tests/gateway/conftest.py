@@ -58,7 +58,9 @@ class Relay:
     def ws_url(self) -> str:
         return self.gateway.replace("http://", "ws://") + "/ws"
 
-    async def user(self, name: str, permissions: Sequence[Permission] = ("read", "write")) -> tuple[User, str]:
+    async def user(
+        self, name: str, permissions: Sequence[Permission] = ("read", "write")
+    ) -> tuple[User, str]:
         return await make_user(self.backend, name, permissions)
 
     async def connect(self, token: str | None = None, **kw: Any) -> ClientConnection:
@@ -79,9 +81,7 @@ class Relay:
         out: list[str] = []
         for i in range(0, len(payloads), 100):
             body = {"messages": [{"topic": topic, "payload": p} for p in payloads[i : i + 100]]}
-            r = await self.http.post(
-                self.ingest + "/api/v1/messages/bulk", json=body, headers=bearer(token)
-            )
+            r = await self.http.post(self.ingest + "/api/v1/messages/bulk", json=body, headers=bearer(token))
             assert r.status_code == 207, r.text
             out += [x["message_id"] for x in r.json()["results"]]
         return out
@@ -144,6 +144,8 @@ async def serve(settings: Settings, backend: Backend | None = None) -> AsyncIter
         relay = Relay(gw, ing, ctx, gw_app.state.gateway, stack)
         stack.push_async_callback(relay.http.aclose)
         yield relay
+    leftover = [t for t in asyncio.all_tasks() if t.get_name().startswith("gateway-") and not t.done()]
+    assert not leftover, f"gateway tasks outlived their server: {leftover}"
 
 
 @pytest.fixture
@@ -153,7 +155,9 @@ def relay_factory(valkey_url: str) -> Callable[..., contextlib.AbstractAsyncCont
 
 
 @pytest.fixture
-async def relay(relay_factory: Callable[..., contextlib.AbstractAsyncContextManager[Relay]]) -> AsyncIterator[Relay]:
+async def relay(
+    relay_factory: Callable[..., contextlib.AbstractAsyncContextManager[Relay]],
+) -> AsyncIterator[Relay]:
     async with relay_factory() as r:
         yield r
 

@@ -19,7 +19,9 @@ def ids_of(found: list[StoredMessage] | None) -> list[str] | None:
 
 def make(**kw: float) -> Cache:
     args = {"per_topic": 100, "max_topics": 100, "max_age": 0.0} | kw
-    return Cache(per_topic=int(args["per_topic"]), max_topics=int(args["max_topics"]), max_age=args["max_age"])
+    return Cache(
+        per_topic=int(args["per_topic"]), max_topics=int(args["max_topics"]), max_age=args["max_age"]
+    )
 
 
 NOW = now_ms()

@@ -21,7 +21,9 @@ def test_subscribe_fields_are_decoded() -> None:
     frame = protocol.decode(
         '{"type":"subscribe","topics":["a","b"],"client_id":"c1","since":{"a":"1-0"},"resume":true,"offset":"last"}'
     )
-    assert frame == Subscribe(topics=["a", "b"], client_id="c1", since={"a": "1-0"}, resume=True, offset="last")
+    assert frame == Subscribe(
+        topics=["a", "b"], client_id="c1", since={"a": "1-0"}, resume=True, offset="last"
+    )
 
 
 def test_other_frames_decode() -> None:
@@ -29,7 +31,9 @@ def test_other_frames_decode() -> None:
     assert protocol.decode('{"type":"unsubscribe","topics":["a"]}') == Unsubscribe(topics=["a"])
     assert protocol.decode('{"type":"ping"}') == Ping()
     assert protocol.decode('{"type":"ack","message_id":"1-0"}') == Ack(message_id="1-0")
-    assert protocol.decode(b'{"type":"ack","message_id":"1-0","topic":"t"}') == Ack(message_id="1-0", topic="t")
+    assert protocol.decode(b'{"type":"ack","message_id":"1-0","topic":"t"}') == Ack(
+        message_id="1-0", topic="t"
+    )
 
 
 def test_extra_fields_are_ignored() -> None:
@@ -67,7 +71,12 @@ def test_unknown_type_message_names_the_type() -> None:
 def test_server_frames_encode_with_their_type() -> None:
     """Server frames carry their type tag; error frames always carry details: null."""
     assert json.loads(protocol.encode(protocol.Pong(timestamp="t"))) == {"type": "pong", "timestamp": "t"}
-    assert json.loads(protocol.error("X", "y")) == {"type": "error", "code": "X", "message": "y", "details": None}
+    assert json.loads(protocol.error("X", "y")) == {
+        "type": "error",
+        "code": "X",
+        "message": "y",
+        "details": None,
+    }
     sub = json.loads(protocol.encode(protocol.Subscribed(topics=["a"], session_id="sess_1", timestamp="t")))
     assert sub == {"type": "subscribed", "topics": ["a"], "session_id": "sess_1", "timestamp": "t"}
 

@@ -35,9 +35,17 @@ class FakeReplay:
         return found, len(found) == len(newer)
 
 
-def make_sub(outbox: Outbox, after: StreamId | None, *, limit: int = 100, verified: bool = True) -> Subscription:
+def make_sub(
+    outbox: Outbox, after: StreamId | None, *, limit: int = 100, verified: bool = True
+) -> Subscription:
     return Subscription(
-        "t", outbox, after=after, verified=verified, limit=limit, on_unverified=lambda s: None, on_deliver=lambda m: None
+        "t",
+        outbox,
+        after=after,
+        verified=verified,
+        limit=limit,
+        on_unverified=lambda s: None,
+        on_deliver=lambda m: None,
     )
 
 
@@ -117,7 +125,13 @@ async def test_unverified_subscription_holds_live_messages() -> None:
     outbox = Outbox(10)
     held: list[Subscription] = []
     sub = Subscription(
-        "t", outbox, after=None, verified=False, limit=10, on_unverified=held.append, on_deliver=lambda m: None
+        "t",
+        outbox,
+        after=None,
+        verified=False,
+        limit=10,
+        on_unverified=held.append,
+        on_deliver=lambda m: None,
     )
     sub.offer(stored(1), (1, 0), message_frame(stored(1)))
     sub.offer(stored(2), (2, 0), message_frame(stored(2)))
