@@ -94,16 +94,16 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def recv(ws: ClientConnection, timeout: float = WAIT) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
+async def recv(ws: ClientConnection, within: float = WAIT) -> dict[str, Any]:
+    async with asyncio.timeout(within):
         data: dict[str, Any] = json.loads(await ws.recv())
         return data
 
 
-async def messages(ws: ClientConnection, count: int, timeout: float = WAIT) -> list[dict[str, Any]]:
+async def messages(ws: ClientConnection, count: int, within: float = WAIT) -> list[dict[str, Any]]:
     """The next ``count`` message frames (server pings skipped, anything else is an error)."""
     out: list[dict[str, Any]] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while len(out) < count:
             frame = json.loads(await ws.recv())
             if frame["type"] == "ping":
@@ -191,4 +191,21 @@ def gateway_env(valkey_url: str, gateway_id: str, **extra: str) -> dict[str, str
     }
 
 
-__all__ = ["WAIT", "Relay", "bearer", "free_port", "gateway_env", "messages", "publish_direct", "recv"]
+async def eventually(condition: Callable[[], bool], within: float = 30) -> None:
+    """Wait until ``condition()`` holds (a safety net, not a timing assertion)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - the condition is plain state, nothing to await
+            await asyncio.sleep(0.005)
+
+
+__all__ = [
+    "WAIT",
+    "Relay",
+    "bearer",
+    "eventually",
+    "free_port",
+    "gateway_env",
+    "messages",
+    "publish_direct",
+    "recv",
+]

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 
 import pytest
 
 from relaycore import metrics
-from tests.gateway.conftest import Relay, messages, publish_direct, recv
+from tests.gateway.conftest import Relay, eventually, messages, publish_direct, recv
 
 TOTAL = 3000
 BULK = 100
 
 
 def reads(source: str) -> float:
-    return metrics.cache_hits.labels(source)._value.get()
+    return float(metrics.cache_hits.labels(source)._value.get())
 
 
 async def publisher(relay: Relay, token: str, topic: str, total: int, sink: list[str]) -> None:
@@ -25,12 +24,6 @@ async def publisher(relay: Relay, token: str, topic: str, total: int, sink: list
     for i in range(0, total, BULK):
         sink += await relay.publish(token, topic, [{"n": n} for n in range(i, i + BULK)])
         await asyncio.sleep(0)
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 @pytest.mark.parametrize("path", ["valkey", "cache"])
@@ -42,13 +35,13 @@ async def test_since_hand_over_under_concurrent_publishing(relay_factory, path: 
         _, token = await relay.user("alice")
         published: list[str] = []
         task = asyncio.create_task(publisher(relay, token, "flow", TOTAL, published))
-        await wait_for(lambda: len(published) >= 1000)
+        await eventually(lambda: len(published) >= 1000)
         before = reads(path)
         since = published[99 + run * 300]
         ws = await relay.subscribe(token, ["flow"], since={"flow": since})
         await task
         expected = published[published.index(since) + 1 :]
-        got = await messages(ws, len(expected), timeout=60)
+        got = await messages(ws, len(expected), within=60)
         assert [m["message_id"] for m in got] == expected
         assert [m["payload"]["n"] for m in got] == list(range(TOTAL - len(expected), TOTAL))
         assert reads(path) > before  # the replay really came from where this case says
@@ -61,7 +54,7 @@ async def test_hand_over_survives_a_flood_that_overflows_the_held_buffer(relay_f
         first = await publish_direct(relay.backend, alice, "flood", 2000)
         producer = asyncio.create_task(publish_direct(relay.backend, alice, "flood", 4000, start=2000))
         ws = await relay.subscribe(token, ["flood"], since={"flood": first[0]})
-        got = [m["payload"]["n"] for m in await messages(ws, 5999, timeout=90)]
+        got = [m["payload"]["n"] for m in await messages(ws, 5999, within=90)]
         await producer
         assert got == list(range(1, 6000))
         [session] = relay.node.sessions
@@ -106,7 +99,7 @@ async def test_resume_replays_after_the_acknowledged_position(relay_factory, run
         published: list[str] = []
         task = asyncio.create_task(publisher(relay, token, "jobs", 2000, published))
         first = await relay.subscribe(token, ["jobs"], client_id="w1")
-        await wait_for(lambda: len(published) >= 300)
+        await eventually(lambda: len(published) >= 300)
         seen = await messages(first, 150)
         acked = seen[-1]["message_id"]
         await first.send(json.dumps({"type": "ack", "message_id": acked}))
@@ -117,7 +110,7 @@ async def test_resume_replays_after_the_acknowledged_position(relay_factory, run
         second = await relay.subscribe(token, ["jobs"], client_id="w1", resume=True)
         await task
         start = published.index(acked) + 1
-        got = await messages(second, len(published) - start, timeout=60)
+        got = await messages(second, len(published) - start, within=60)
         assert [m["message_id"] for m in got] == published[start:]
 
 

@@ -22,9 +22,9 @@ class BrokenSink:
         raise RuntimeError("boom")
 
 
-def stored(topic: str, n: int, **kw: int) -> tuple[StreamId, StoredMessage]:
+def stored(topic: str, n: int, expires_at_ms: int | None = None) -> tuple[StreamId, StoredMessage]:
     return (n, 0), StoredMessage(
-        message_id=f"{n}-0", topic=topic, payload=b'{"n":%d}' % n, timestamp="t", **kw
+        message_id=f"{n}-0", topic=topic, payload=b'{"n":%d}' % n, timestamp="t", expires_at_ms=expires_at_ms
     )
 
 

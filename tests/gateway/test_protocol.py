@@ -64,7 +64,7 @@ def test_bad_frames_raise_with_a_stable_code(data: str, code: str) -> None:
 
 def test_unknown_type_message_names_the_type() -> None:
     """The reference's text: "Unknown message type: <t>"."""
-    with pytest.raises(FrameError, match="^Unknown message type: launch$"):
+    with pytest.raises(FrameError, match=r"^Unknown message type: launch$"):
         protocol.decode('{"type":"launch"}')
 
 
