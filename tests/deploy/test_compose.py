@@ -1,0 +1,112 @@
+"""deploy/compose.yaml, checked by a real Compose implementation without a Docker engine:
+`docker compose config` (the v2 plugin) when present, else Debian's `docker-compose config` (v1),
+which both validate the file against the compose schema and interpolate the environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+SECRET = "s" * 48
+RELAY_SERVICES = ("auth", "ingest", "gateway")
+
+
+def compose_cli() -> list[str]:
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("no Compose CLI: apt-get install docker-compose (or the docker compose plugin)")
+
+
+def config(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PULSAR_", "COMPOSE_", "GATEWAY_"))}
+    return subprocess.run(
+        [*compose_cli(), "-f", str(COMPOSE), "config"],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    result = config(PULSAR_JWT_SECRET_KEY=SECRET)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = yaml.safe_load(result.stdout)
+    return data
+
+
+def test_valid_and_has_the_five_services(resolved: dict[str, Any]) -> None:
+    """Compose accepts the file: Valkey, auth, ingest, gateway and HAProxy."""
+    assert set(resolved["services"]) == {"valkey", *RELAY_SERVICES, "haproxy"}
+
+
+def test_jwt_secret_is_required() -> None:
+    """Without PULSAR_JWT_SECRET_KEY Compose refuses the file and says what to set."""
+    result = config()
+    assert result.returncode != 0
+    assert "PULSAR_JWT_SECRET_KEY" in result.stderr or "set it" in result.stderr, result.stderr
+
+
+def test_every_service_has_a_healthcheck_and_restart_policy(resolved: dict[str, Any]) -> None:
+    """Each container is health-checked and restarted when it dies."""
+    for name, service in resolved["services"].items():
+        assert service.get("healthcheck", {}).get("test"), name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_relay_services_share_one_image_and_get_their_settings_from_env(resolved: dict[str, Any]) -> None:
+    """auth, ingest and gateway run the Dockerfile's services target, each by its command, with the
+    secret and Valkey URL from the environment."""
+    images = {resolved["services"][s]["image"] for s in RELAY_SERVICES}
+    assert len(images) == 1
+    for name in RELAY_SERVICES:
+        service = resolved["services"][name]
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert service["build"]["target"] == "services"
+        assert service["command"][:3] == ["pulsar-relay", "serve", name]
+        env = service["environment"]
+        assert env["PULSAR_JWT_SECRET_KEY"] == SECRET
+        assert env["PULSAR_VALKEY_URL"] == "redis://valkey:6379/0"
+        assert service["depends_on"]["valkey"]["condition"] == "service_healthy"
+
+
+def test_gateway_scales(resolved: dict[str, Any]) -> None:
+    """`--scale gateway=N` works: no fixed host port, no container name, and no fixed gateway id
+    (each replica takes its container's hostname)."""
+    gateway = resolved["services"]["gateway"]
+    assert "ports" not in gateway and "container_name" not in gateway
+    assert "PULSAR_GATEWAY_ID" not in gateway["environment"]
+
+
+def test_valkey_keeps_an_aof_volume(resolved: dict[str, Any]) -> None:
+    """Valkey runs deploy/valkey.conf (AOF on) with its data on a named volume."""
+    valkey = resolved["services"]["valkey"]
+    assert valkey["image"].startswith("valkey/valkey:")
+    mounts = [m if isinstance(m, str) else f"{m['source']}:{m['target']}" for m in valkey["volumes"]]
+    assert any(m.startswith("valkey-data:/data") for m in mounts), mounts
+    assert any(m.endswith("valkey.conf:/usr/local/etc/valkey/valkey.conf:ro") for m in mounts), mounts
+    assert "valkey-data" in resolved["volumes"]
+    assert "appendonly yes" in (ROOT / "deploy" / "valkey.conf").read_text()
+
+
+def test_haproxy_is_the_only_published_port(resolved: dict[str, Any]) -> None:
+    """Clients reach the relay only through HAProxy on 8080 (PULSAR_HTTP_PORT changes the host side)."""
+    published = {name: s["ports"] for name, s in resolved["services"].items() if s.get("ports")}
+    assert list(published) == ["haproxy"]
+    (port,) = published["haproxy"]
+    assert (str(port["published"]), str(port["target"])) == ("8080", "8080")
+    assert config(PULSAR_JWT_SECRET_KEY=SECRET, PULSAR_HTTP_PORT="9090").stdout.count("9090") >= 1
