@@ -143,8 +143,9 @@ class Stack:
 
     def describe(self) -> str:
         lines = [f"Pulsar Relay split stack on {self.url} (HAProxy, {self.haproxy_config})"]
-        lines.append(f"  {'valkey':<10} {self.valkey_url}")
         pids = {c.name: c.pid for c in self.group.children}
+        started = f"  pid {pids['valkey']}" if "valkey" in pids else "  (not started here)"
+        lines.append(f"  {'valkey':<10} {self.valkey_url}{started}")
         lines += [f"  {name:<10} {url}  pid {pids.get(name)}" for name, url in self.services.items()]
         lines.append(f"  {'haproxy':<10} {self.url}  pid {pids.get('haproxy')}")
         if self.admin is not None:
