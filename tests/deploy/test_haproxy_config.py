@@ -4,15 +4,24 @@ WebSockets."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import re
+import ssl
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pulsar_relay import haproxy
+from pulsar_relay.procs import Child, ProcessGroup, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "haproxy.cfg"
@@ -78,3 +87,68 @@ def test_timeouts_suit_long_polls_and_websockets() -> None:
     t = timeouts()
     assert t["server"] >= 65 and t["client"] >= 65
     assert t["tunnel"] >= 600
+
+
+def self_signed(path: Path) -> Path:
+    """A PEM with a certificate for 127.0.0.1 and its key, as HAProxy's `crt` wants it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.write_bytes(pem)
+    return path
+
+
+def test_tls_listener_answers_in_the_services_error_shape(tmp_path: Path) -> None:
+    """With RELAY_TLS_CERT, HAProxy also serves TLS; with every service down it answers 503 with
+    the services' {"detail": ...} JSON rather than its own HTML page."""
+    dead = [f"127.0.0.1:{free_port()}" for _ in range(4)]
+    tls_port = free_port()
+    addresses = haproxy.Addresses(
+        bind=f"127.0.0.1:{free_port()}",
+        monitor=f"127.0.0.1:{free_port()}",
+        auth=dead[0],
+        ingest=dead[1],
+        gateways=dead[2:],
+        runtime_socket=tmp_path / "haproxy.sock",
+    )
+    env = haproxy.static_env(addresses) | {
+        "RELAY_TLS_CERT": str(self_signed(tmp_path / "relay.pem")),
+        "RELAY_TLS_BIND": f"127.0.0.1:{tls_port}",
+    }
+    assert check(env).returncode == 0
+    group = ProcessGroup()
+    lb: Child = group.start(haproxy.child(CONFIG, {**os.environ, **env}, tmp_path / "haproxy.log"))
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "relay.pem"))
+        with httpx.Client(verify=context, timeout=10) as client:
+
+            def answered() -> bool:
+                try:
+                    client.get(f"https://127.0.0.1:{tls_port}/health")
+                except httpx.TransportError:
+                    return False
+                return True
+
+            group.wait_until(lb, answered, 30, "TLS listener")
+            r = client.get(f"https://127.0.0.1:{tls_port}/api/v1/messages")
+        assert r.status_code == 503
+        assert r.headers["content-type"] == "application/json"
+        assert r.json() == {"detail": "Service unavailable, retry later"}
+    finally:
+        group.stop()
