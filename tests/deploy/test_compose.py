@@ -29,10 +29,11 @@ def compose_cli() -> list[str]:
     pytest.skip("no Compose CLI: apt-get install docker-compose (or the docker compose plugin)")
 
 
-def config(**env: str) -> subprocess.CompletedProcess[str]:
+def config(*extra_files: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PULSAR_", "COMPOSE_", "GATEWAY_"))}
+    files = [arg for f in (COMPOSE, *extra_files) for arg in ("-f", str(f))]
     return subprocess.run(
-        [*compose_cli(), "-f", str(COMPOSE), "config"],
+        [*compose_cli(), *files, "config"],
         env=clean | env,
         capture_output=True,
         text=True,
@@ -110,3 +111,19 @@ def test_haproxy_is_the_only_published_port(resolved: dict[str, Any]) -> None:
     (port,) = published["haproxy"]
     assert (str(port["published"]), str(port["target"])) == ("8080", "8080")
     assert config(PULSAR_JWT_SECRET_KEY=SECRET, PULSAR_HTTP_PORT="9090").stdout.count("9090") >= 1
+
+
+def test_tls_override_adds_a_tls_listener(tmp_path: Path) -> None:
+    """deploy/compose.tls.yaml mounts the certificates, points RELAY_TLS_CERT at them and publishes
+    443; it refuses to apply without PULSAR_TLS_CERT_DIR."""
+    tls = ROOT / "deploy" / "compose.tls.yaml"
+    result = config(tls, PULSAR_JWT_SECRET_KEY=SECRET, PULSAR_TLS_CERT_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lb = yaml.safe_load(result.stdout)["services"]["haproxy"]
+    assert lb["environment"]["RELAY_TLS_CERT"] == "/usr/local/etc/haproxy/certs/"
+    assert {(str(p["published"]), str(p["target"])) for p in lb["ports"]} == {
+        ("8080", "8080"),
+        ("443", "8443"),
+    }
+    assert any(str(tmp_path) in str(v) for v in lb["volumes"])
+    assert config(tls, PULSAR_JWT_SECRET_KEY=SECRET).returncode != 0
