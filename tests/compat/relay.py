@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import pytest
 
 from tests.conftest import TEST_SECRET
 
@@ -18,7 +19,7 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "your-secure-password"
 
 # What ``relay`` can be: the all-in-one process, or the split stack behind HAProxy.
-DEPLOYMENTS = ["all", "stack"]
+DEPLOYMENTS = ["all", pytest.param("stack", marks=pytest.mark.slow)]
 
 REPO = Path(__file__).resolve().parents[2]
 # The child relay imports the source tree even where the project is not pip-installed.

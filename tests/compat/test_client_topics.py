@@ -85,6 +85,15 @@ def test_fetch_messages_limit_one_desc_is_the_newest(
     )
 
 
+# Known incompatibility (reported, gateway/history.py): next_cursor is null on a short last page,
+# so a caller that stops on an empty page restarts from the top and sees every message again.
+NEXT_CURSOR_NULL_ON_LAST_PAGE = pytest.mark.xfail(
+    reason="gateway returns next_cursor=null on a non-empty last page; the reference returns its last id",
+    strict=True,
+)
+
+
+@NEXT_CURSOR_NULL_ON_LAST_PAGE
 @pytest.mark.parametrize("order", ["asc", "desc"])
 def test_fetch_messages_pages_until_an_empty_page(
     topics_client: HttpRelayClient, api: Api, admin_token: str, order: str
@@ -106,6 +115,7 @@ def test_fetch_messages_pages_until_an_empty_page(
     assert seen == expected
 
 
+@NEXT_CURSOR_NULL_ON_LAST_PAGE
 def test_fetch_messages_next_cursor_is_the_last_id_of_every_non_empty_page(
     topics_client: HttpRelayClient, api: Api, admin_token: str
 ) -> None:
