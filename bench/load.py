@@ -35,15 +35,17 @@ def bulk_json(topics: list[str], first_seq: int, size: int) -> bytes:
     return b'{"messages":[' + b",".join(items) + b"]}"
 
 
-async def prepare_topics(host: str, port: int, token: str, topics: list[str]) -> None:
-    """Publish one message to each topic, one at a time, so no measured request creates a topic
-    (the reference fails concurrent first publishes to a new topic with a 500)."""
+async def prepare_topics(
+    host: str, port: int, token: str, topics: list[str], owner: dict[str, str] | None = None
+) -> None:
+    """Publish one message to each topic (as its owner), one at a time, so no measured request
+    creates a topic (the reference fails concurrent first publishes to a new topic with a 500)."""
     from bench.httpclient import json_headers
 
     conn = await HttpConnection.open(host, port)
     try:
-        headers = json_headers(token)
         for i, topic in enumerate(topics):
+            headers = json_headers((owner or {}).get(topic, token))
             status, body = await conn.request("POST", "/api/v1/messages", message_json(topic, i), headers)
             if status != 201:
                 raise HttpError(f"creating topic {topic}: {status} {body[:200]!r}")

@@ -14,6 +14,7 @@ import base64
 import os
 import re
 import time
+from collections.abc import Sequence
 from typing import cast
 from urllib.parse import quote
 
@@ -35,7 +36,7 @@ class Deliveries:
         self.count, self.first_ns, self.last_ns = 0, 0, 0
         self.latencies = []
 
-    def add(self, stamps: list[bytes], now: int) -> None:
+    def add(self, stamps: Sequence[bytes | int], now: int) -> None:
         self.count += len(stamps)
         if not self.first_ns:
             self.first_ns = now

@@ -30,6 +30,19 @@ class Params:
     drain_timeout: float = 10.0
 
     @classmethod
+    def quick(cls) -> Params:
+        """Full scale, shorter steps: for development runs on a busy machine."""
+        return cls(
+            duration=2.0,
+            warmup=0.5,
+            fanout_fractions=(0.25, 0.5),
+            burst_seconds=1.5,
+            topics_rates=(500.0, 1000.0),
+            idle_target=5000,
+            idle_seconds=60.0,
+        )
+
+    @classmethod
     def tiny(cls) -> Params:
         return cls(
             duration=0.5,

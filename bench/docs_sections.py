@@ -1,0 +1,166 @@
+"""This suite's sections of docs/BENCHMARKS.md, rebuilt from a run.  Each ``## `` section is
+replaced in place (or appended), so sections other tools write on the same page survive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.procs import REPO
+from bench.stats import median
+from bench.summary import METRICS
+
+PAGE = REPO / "docs" / "BENCHMARKS.md"
+METHOD_FILE = Path(__file__).with_name("METHOD.md")
+SECTIONS = ("Side-by-side suite", "Results against the reference", "Latency against load")
+
+
+def replace_section(title: str, body: str, path: Path = PAGE) -> None:
+    header = f"## {title}"
+    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks", ""]
+    start = next((i for i, line in enumerate(lines) if line.strip() == header), None)
+    block = [header, "", *body.strip("\n").splitlines(), ""]
+    if start is None:
+        new = [*lines, *([""] if lines and lines[-1] else []), *block]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        new = [*lines[:start], *block, *lines[end:]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(new).rstrip("\n") + "\n")
+
+
+def _num(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    v = float(v)
+    if unit == "ms" or abs(v) < 10:
+        return f"{v:.2f}"
+    return f"{v:,.0f}"
+
+
+def setup_text(info: dict[str, Any], summary: dict[str, Any]) -> str:
+    m = info.get("machine", {})
+    cal = info.get("calibration") or {}
+    lines = [
+        f"Run {info.get('started')} to {info.get('finished')}: `{' '.join(info.get('argv', []))}`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| machine | {m.get('cores')} cores, {m.get('cpu_model')}, kernel {m.get('kernel')}, "
+        f"{m.get('memory_gib')} GiB, Python {m.get('python')} |",
+        f"| load average (1, 5, 15 min) | before {m.get('loadavg_before')}, "
+        f"after {info.get('loadavg_after')} |",
+        f"| reference | pulsar-relay {info.get('reference_version')} from PyPI |",
+        f"| open-file limit (hard) | {m.get('nofile_hard')} |",
+        f"| load generator, HTTP (lean client / httpx, 50 conns vs a no-op server) | "
+        f"{_num(cal.get('http_lean_rps'))} / {_num(cal.get('http_httpx_rps'))} req/s |",
+        f"| load generator, WebSocket frames (lean client / websockets, 100 conns) | "
+        f"{_num(cal.get('ws_lean_frames_per_s'))} / {_num(cal.get('ws_websockets_frames_per_s'))} frames/s |",
+        "",
+    ]
+    if METHOD_FILE.exists():
+        lines.append(METHOD_FILE.read_text().strip())
+    return "\n".join(lines)
+
+
+def results_text(summary: dict[str, Any]) -> str:
+    lines = [
+        "Medians over rounds; every round's value in the last column (ours / reference).",
+        "",
+        "| scenario | metric | ours | reference | ours/ref | rounds (ours; reference) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for m in METRICS:
+        row = summary["medians"].get(m.key, {})
+        if not any(row.get(s) is not None for s in ("ours", "reference")):
+            continue
+        rounds = summary["per_round"].get(m.key, {})
+        per = "; ".join(", ".join(_num(v, m.unit) for v in rounds.get(s, [])) for s in ("ours", "reference"))
+        unit = f" ({m.unit})" if m.unit else ""
+        lines.append(
+            f"| {m.scenario} | {m.label}{unit} | {_num(row.get('ours'), m.unit)} | "
+            f"{_num(row.get('reference'), m.unit)} | {_num(row.get('ratio'))} | {per} |"
+        )
+    lines += ["", "### Targets (issue 8)", "", "| scenario | target | result |", "|---|---|---|"]
+    for t in summary["targets"]:
+        state = {True: "**met**", False: "not met", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['scenario']} | {t['target']} | {state} |")
+    return "\n".join(lines)
+
+
+def latency_text(info: dict[str, Any], plot: Path | None) -> str:
+    lines = []
+    if plot is not None:
+        lines += [f"![latency against load]({plot.relative_to(PAGE.parent).as_posix()})", ""]
+    lines += ["| system | scenario | step | deliveries/s | p50 ms | p99 ms |", "|---|---|---|---:|---:|---:|"]
+    raw = info.get("raw", {})
+    for scenario, key, by in (("4", "steps", "fraction"), ("5", "curve", "target_publish_rate")):
+        for system, results in sorted(raw.get(scenario, {}).items()):
+            steps: dict[float, list[dict[str, Any]]] = {}
+            for r in results:
+                for s in r.get(key) or []:
+                    steps.setdefault(float(s[by]), []).append(s)
+            for step, ss in sorted(steps.items()):
+                name = f"{step:.0%} of burst rate" if by == "fraction" else f"{step:,.0f} publishes/s"
+                lines.append(
+                    f"| {system} | {scenario} | {name} | {_num(median(s['deliveries_per_s'] for s in ss))} | "
+                    f"{_num(median(s['latency']['p50_ms'] for s in ss), 'ms')} | "
+                    f"{_num(median(s['latency']['p99_ms'] for s in ss), 'ms')} |"
+                )
+    return "\n".join(lines)
+
+
+def reference13_medians(raw: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
+    """Scenario 8: per reference scenario name and system, median throughput and p50 (ms)."""
+    table: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for system, results in raw.get("8", {}).items():
+        for r in results:
+            for row in r.get("results") or []:
+                table.setdefault(row["name"], {}).setdefault(system, []).append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for name, per in table.items():
+        out[name] = {
+            system: {
+                "throughput": median(x.get("throughput") for x in rows),
+                "p50_ms": median((x.get("p50_latency") or 0) * 1000 for x in rows),
+                "errors": median(x.get("errors") for x in rows),
+            }
+            for system, rows in per.items()
+        }
+    return out
+
+
+def reference13_text(summary: dict[str, Any]) -> str:
+    rows = summary.get("reference_scenarios") or {}
+    lines = [
+        "`bench.reference_scenarios` run against our all-in-one process and the reference; "
+        "medians over rounds (throughput in the reference's ops/s; p50 in ms).",
+        "",
+        "| reference scenario | ours ops/s | ours p50 | ours errors "
+        "| reference ops/s | reference p50 | reference errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, per in rows.items():
+        o, r = per.get("ours", {}), per.get("reference", {})
+        lines.append(
+            f"| {name} | {_num(o.get('throughput'))} | {_num(o.get('p50_ms'), 'ms')} "
+            f"| {_num(o.get('errors'))} | {_num(r.get('throughput'))} | {_num(r.get('p50_ms'), 'ms')} "
+            f"| {_num(r.get('errors'))} |"
+        )
+    return "\n".join(lines)
+
+
+def write(info: dict[str, Any], summary: dict[str, Any], plot: Path | None) -> None:
+    replace_section("Side-by-side suite", setup_text(info, summary))
+    replace_section("Results against the reference", results_text(summary))
+    replace_section("Latency against load", latency_text(info, plot))
+    if summary.get("reference_scenarios"):
+        replace_section("The reference's own scenarios", reference13_text(summary))
+    if info.get("servers"):
+        from bench.servers import servers_text
+
+        replace_section("Server choice", servers_text(info["servers"]))
+    if info.get("profiles"):
+        from bench.profiling import profiles_text
+
+        replace_section("Where the time goes", profiles_text(info["profiles"]))

@@ -1,0 +1,52 @@
+"""Scenario 4: 1,000 WebSocket subscribers on one topic.  A burst measures deliveries/s at
+saturation; steady single publishes at fractions of that rate give publish-to-receive latency
+against load (the 50 % step is the headline latency)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bench import load
+from bench.scenarios import Params
+from bench.scenarios.common import close_all, connect_many, cpu_usage
+from bench.scenarios.driving import burst, burst_size, steady
+from bench.systems import Deployment
+from bench.wsclient import Deliveries
+
+TOPIC = "bench-fanout"
+
+
+async def run(dep: Deployment, params: Params) -> dict[str, Any]:
+    n = params.fanout_subscribers
+    topics = [TOPIC]
+    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics)
+    sink = Deliveries()
+    subs, errors = await connect_many(dep, [topics] * n, sink, concurrency=params.connect_concurrency)
+    out: dict[str, Any] = {"subscribers": len(subs), "connect_errors": errors}
+    pubs = await load.open_connections(dep.host, dep.publish_port, 4)
+    try:
+        await asyncio.sleep(0.5)
+        probe = await burst(dep, pubs, sink, topics, 20, len(subs), params.drain_timeout)
+        size = burst_size(probe["deliveries_per_s"], params.burst_seconds, len(subs), 20, 3000)
+        with cpu_usage(dep, out):
+            out["burst"] = await burst(dep, pubs, sink, topics, size, len(subs), params.drain_timeout)
+        saturation = out["burst"]["deliveries_per_s"]
+        out["saturation_deliveries_per_s"] = saturation
+        steps = []
+        for fraction in params.fanout_fractions:
+            rate = max(1.0, fraction * saturation / max(len(subs), 1))
+            step: dict[str, Any] = {"fraction": fraction}
+            with cpu_usage(dep, step):
+                step |= await steady(
+                    dep, pubs, sink, topics, rate, params.duration, len(subs), params.drain_timeout
+                )
+            steps.append(step)
+        out["steps"] = steps
+        half = min(steps, key=lambda s: abs(s["fraction"] - 0.5))
+        out["half_load"] = half
+    finally:
+        close_all(subs)
+        for p in pubs:
+            p.close()
+    return out
