@@ -40,6 +40,10 @@ async def _body(request: Request) -> Any:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise validation_error(exc) from None
+    except (UnicodeDecodeError, RecursionError) as exc:  # msgspec raises these, not DecodeError
+        why = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deeply"
+        msg = f"JSON decode error: {why}"
+        raise InvalidInput([{"type": "json_invalid", "loc": ["body"], "msg": msg, "input": None}]) from None
 
 
 def _validate(req: PollRequest, max_topics: int) -> tuple[list[str], dict[str, StreamId]]:

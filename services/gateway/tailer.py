@@ -64,6 +64,9 @@ class Tailer:
                 batches = await self._fanout.read(self._group, count=self._batch, block=self._block)
                 for p, messages in batches:
                     self._deliver(p, messages)
+                    # Let writers drain between partitions: one step then offers at most one
+                    # batch per topic, which ws_send_queue must (and by default does) exceed.
+                    await asyncio.sleep(0)
                 for p, messages in batches:
                     await self._fanout.ack(self._group, p, [m.message_id for m in messages])
                 if batches:

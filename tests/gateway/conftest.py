@@ -113,13 +113,17 @@ async def messages(ws: ClientConnection, count: int, within: float = WAIT) -> li
     return out
 
 
-async def publish_direct(backend: Backend, user: User, topic: str, count: int, start: int = 0) -> list[str]:
-    """Publish as ingest does (the same store call), without HTTP: for very fast producers."""
+async def publish_direct(
+    backend: Backend, user: User, topic: str, count: int, start: int = 0, *, pad: int = 0, bulk: int = 100
+) -> list[str]:
+    """Publish as ingest does (the same store call), without HTTP: for very fast producers.
+    Payloads are ``{"n": <i>}``, plus ``pad`` bytes of filler when asked."""
+    filler = b',"pad":"' + b"x" * pad + b'"' if pad else b""
     out: list[str] = []
-    for i in range(start, start + count, 100):
+    for i in range(start, start + count, bulk):
         batch = [
-            NewMessage(topic=topic, payload=b'{"n":%d}' % n, timestamp=iso_z(utcnow()))
-            for n in range(i, min(i + 100, start + count))
+            NewMessage(topic=topic, payload=b'{"n":%d%s}' % (n, filler), timestamp=iso_z(utcnow()))
+            for n in range(i, min(i + bulk, start + count))
         ]
         result = await backend.messages.publish(
             batch,

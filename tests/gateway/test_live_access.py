@@ -1,0 +1,147 @@
+"""Access that changes while a socket is open: token expiry, revoked grants, deactivated users,
+and topics that someone else creates after a subscription to their free name."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import msgspec
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from relaycore.models import Topic, User, iso_z, utcnow
+from tests.gateway.conftest import WAIT, Relay, messages, recv
+from tests.support.identity import token_for
+
+
+async def closed_with(ws: ClientConnection) -> tuple[int, str]:
+    """Read (skipping whatever still arrives) until the server closes; its code and reason."""
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None, "the server sent no close frame"
+        return exc.rcvd.code, exc.rcvd.reason
+    raise AssertionError("unreachable")
+
+
+async def create_topic(relay: Relay, owner: User, name: str, *, public: bool = False) -> None:
+    await relay.backend.topics.create(
+        Topic(
+            topic_id=name,
+            topic_name=name,
+            owner_id=owner.user_id,
+            is_public=public,
+            created_at=iso_z(utcnow()),
+        )
+    )
+
+
+async def still_open(ws: ClientConnection) -> None:
+    await ws.send(json.dumps({"type": "ping"}))
+    assert (await recv(ws))["type"] == "pong"
+
+
+async def test_token_expiry_closes_a_live_socket_with_4001(relay: Relay) -> None:
+    """A socket whose token expires is closed at the expiry with 4001 "Token expired"."""
+    user, _ = await relay.user("alice")
+    ws = await relay.subscribe(token_for(user, ttl=1), ["jobs"])
+    assert await closed_with(ws) == (4001, "Token expired")
+
+
+async def test_revoked_grant_drops_that_subscription_only(any_relay: Relay) -> None:
+    """Revoking a grant sends ACCESS_REVOKED for that topic; the socket and other topics go on."""
+    relay = any_relay
+    owner, owner_token = await relay.user("owner")
+    bob, bob_token = await relay.user("bob", ["read"])
+    await create_topic(relay, owner, "secret")
+    await create_topic(relay, owner, "news", public=True)
+    await relay.backend.topics.grant("secret", bob.user_id)
+    ws = await relay.subscribe(bob_token, ["secret", "news"])
+    [first] = await relay.publish(owner_token, "secret", [{"n": 1}])
+    assert (await messages(ws, 1))[0]["message_id"] == first
+    await relay.backend.topics.revoke("secret", bob.user_id)  # publishes the invalidation itself
+    reply = await recv(ws)
+    assert reply == {
+        "type": "error",
+        "code": "ACCESS_REVOKED",
+        "message": "Access to topic 'secret' was revoked",
+        "details": None,
+    }
+    await still_open(ws)
+    await relay.publish(owner_token, "secret", [{"n": 2}])
+    [news] = await relay.publish(owner_token, "news", [{"n": 3}])
+    assert (await messages(ws, 1))[0]["message_id"] == news
+
+
+async def test_public_topic_made_private_is_revoked_for_non_owners(relay: Relay) -> None:
+    """A reader who relied on is_public loses the subscription when the topic turns private."""
+    owner, _ = await relay.user("owner")
+    _, bob_token = await relay.user("bob", ["read"])
+    await create_topic(relay, owner, "board", public=True)
+    ws = await relay.subscribe(bob_token, ["board"])
+    await relay.backend.topics.update("board", is_public=False, description=None)
+    assert (await recv(ws))["code"] == "ACCESS_REVOKED"
+
+
+async def test_deactivated_user_is_closed_with_4003(any_relay: Relay) -> None:
+    """Deactivating a connected user closes their sockets with 4003 "Access revoked"."""
+    relay = any_relay
+    bob, bob_token = await relay.user("bob", ["read"])
+    ws = await relay.subscribe(bob_token, ["jobs"])
+    stored = await relay.backend.users.get(bob.user_id)
+    assert stored is not None
+    stored.is_active = False
+    await relay.backend.users.save(stored)
+    await relay.ctx.authorizer.notify(f"user:{bob.user_id}")
+    assert await closed_with(ws) == (4003, "Access revoked")
+
+
+async def test_lost_read_permission_and_deleted_user_close_with_4003(relay: Relay) -> None:
+    """Losing the global read permission, or the user record, closes the socket too."""
+    bob, bob_token = await relay.user("bob", ["read"])
+    carol, carol_token = await relay.user("carol", ["read"])
+    ws_bob = await relay.subscribe(bob_token, ["jobs"])
+    ws_carol = await relay.subscribe(carol_token, ["jobs"])
+    updated = msgspec.structs.replace(bob, permissions=["write"])
+    await relay.backend.users.save(updated)
+    await relay.backend.bus.publish(f"user:{bob.user_id}")
+    await relay.backend.users.delete(carol.user_id)
+    await relay.backend.bus.publish(f"user:{carol.user_id}")
+    assert await closed_with(ws_bob) == (4003, "Access revoked")
+    assert await closed_with(ws_carol) == (4003, "Access revoked")
+
+
+async def test_free_name_claimed_privately_by_someone_else_is_never_delivered(any_relay: Relay) -> None:
+    """Subscribing to a topic nobody owns is allowed, but when another user's publish creates it
+    as their private topic, the subscriber gets ACCESS_REVOKED and not the message."""
+    relay = any_relay
+    _, alice_token = await relay.user("alice", ["read"])
+    _, bob_token = await relay.user("bob")
+    ws = await relay.subscribe(alice_token, ["unclaimed", "other"], since={"other": "0-0"})
+    await relay.publish(bob_token, "unclaimed", [{"secret": True}])
+    reply = await recv(ws)
+    assert reply["type"] == "error" and reply["code"] == "ACCESS_REVOKED", reply
+    await still_open(ws)
+
+
+async def test_free_name_that_becomes_readable_is_delivered(relay: Relay) -> None:
+    """A subscription to a free name receives the messages once the topic exists and is readable."""
+    owner, owner_token = await relay.user("owner")
+    _, carol_token = await relay.user("carol", ["read"])
+    ws = await relay.subscribe(carol_token, ["later"])
+    await create_topic(relay, owner, "later", public=True)
+    ids = await relay.publish(owner_token, "later", [{"n": 1}, {"n": 2}])
+    assert [m["message_id"] for m in await messages(ws, 2)] == ids
+
+
+async def test_replay_of_a_topic_claimed_after_subscribing_is_checked(relay: Relay) -> None:
+    """A since-subscription to a free name does not replay another user's private messages."""
+    _, alice_token = await relay.user("alice", ["read"])
+    _, bob_token = await relay.user("bob")
+    ws = await relay.subscribe(alice_token, ["grab"], since={"grab": "0-0"})
+    await relay.publish(bob_token, "grab", [{"n": 1}])
+    reply = await recv(ws)
+    assert reply["code"] == "ACCESS_REVOKED"
