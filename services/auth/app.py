@@ -21,7 +21,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         settings,
         context,
         [*routes_users.routes, *routes_topics.routes],
-        startup=[auth.bootstrap_admin],
+        startup=[auth.passwords.prepare, auth.bootstrap_admin],
     )
     app.state.auth = auth
     return app

@@ -45,6 +45,10 @@ class Passwords:
         except (InvalidHashError, ValueError):
             return True
 
+    async def prepare(self) -> None:
+        """Make the dummy hash now, so the first unknown-user login costs what every other one does."""
+        await self._dummy_hash()
+
     async def _dummy_hash(self) -> str:
         if self._dummy is None:
             self._dummy = await self.hash(os.urandom(16).hex())

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from auth.http import caller, decode, json_body, service
+from auth.routes_http import caller, decode, json_body, service
 from auth.schemas import TopicCreate, TopicPermissionGrant, TopicUpdate
 from auth.topics import public, viewed_by
 from relaycore.web import JSON

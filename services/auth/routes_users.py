@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from auth.http import caller, client_address, decode, json_body, login_form, service
+from auth.routes_http import caller, client_address, decode, json_body, login_form, service
 from auth.schemas import UserCreate, UserUpdate
 from relaycore.errors import NotFound
 from relaycore.web import JSON

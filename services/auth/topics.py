@@ -85,7 +85,7 @@ class Topics:
             topic_name=data.topic_name,
             owner_id=user.user_id,
             is_public=data.is_public,
-            description=data.description,
+            description=data.description or None,  # the stores read "" back as null
             created_at=iso_z(utcnow()),
         )
         await self._backend.topics.create(topic)
