@@ -20,6 +20,17 @@ from starlette.types import ASGIApp
 
 from tests.support.valkey import free_port
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The source tree, so child processes import this checkout whether or not it is pip-installed.
+SOURCE_PATH = os.pathsep.join(os.path.join(ROOT, p) for p in ("libs", "services", "."))
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for a ``python -m pulsar_relay`` child: ours, the source tree first on
+    PYTHONPATH, then ``overrides``."""
+    path = os.pathsep.join(filter(None, [SOURCE_PATH, os.environ.get("PYTHONPATH", "")]))
+    return {**os.environ, "PYTHONPATH": path, **overrides}
+
 
 @contextlib.asynccontextmanager
 async def running(app: ASGIApp) -> AsyncIterator[str]:
@@ -70,7 +81,7 @@ class RelayProcess:
         extra_args: list[str] | None = None,
     ) -> None:
         self.service = service
-        self.env = {**os.environ, **env}
+        self.env = child_env(**env)
         self.port = port or free_port()
         self.extra = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -138,4 +149,4 @@ class RelayProcess:
             self.log_path = None
 
 
-__all__ = ["RelayProcess", "free_port", "running"]
+__all__ = ["SOURCE_PATH", "RelayProcess", "child_env", "free_port", "running"]
