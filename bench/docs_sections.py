@@ -3,6 +3,7 @@ replaced in place (or appended), so sections other tools write on the same page 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def results_text(summary: dict[str, Any]) -> str:
 def latency_text(info: dict[str, Any], plot: Path | None) -> str:
     lines = []
     if plot is not None:
-        lines += [f"![latency against load]({plot.relative_to(PAGE.parent).as_posix()})", ""]
+        lines += [f"![latency against load]({Path(os.path.relpath(plot, PAGE.parent)).as_posix()})", ""]
     lines += ["| system | scenario | step | deliveries/s | p50 ms | p99 ms |", "|---|---|---|---:|---:|---:|"]
     raw = info.get("raw", {})
     for scenario, key, by in (("4", "steps", "fraction"), ("5", "curve", "target_publish_rate")):
