@@ -86,6 +86,9 @@ class _Head(msgspec.Struct):
     type: str = "subscribe"
 
 
+# msgspec raises UnicodeDecodeError (binary frames that are not UTF-8) and RecursionError (deep
+# nesting) besides its own errors; all of them are the client's mistake, not ours.
+_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 _head = msgspec.json.Decoder(_Head)
 _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "subscribe": msgspec.json.Decoder(Subscribe),
@@ -99,14 +102,14 @@ def decode(data: str | bytes) -> ClientFrame:
     """One client frame, or ``FrameError`` saying what is wrong with it."""
     try:
         kind = _head.decode(data).type
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _UNDECODABLE as exc:
         raise FrameError(PROCESSING_ERROR, f"Invalid frame: {exc}") from None
     decoder = _decoders.get(kind)
     if decoder is None:
         raise FrameError(UNKNOWN_MESSAGE_TYPE, f"Unknown message type: {kind}")
     try:
         return decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _UNDECODABLE as exc:
         # The reference answers every refused subscribe with SUBSCRIPTION_ERROR.
         code = SUBSCRIPTION_ERROR if kind == "subscribe" else PROCESSING_ERROR
         raise FrameError(code, f"Invalid {kind} frame: {exc}") from None
