@@ -21,7 +21,7 @@ import msgspec
 
 from gateway.protocol import message_frame
 from relaycore import ids, metrics
-from relaycore.errors import Forbidden
+from relaycore.errors import Forbidden, Unauthenticated
 from relaycore.ids import StreamId
 from relaycore.models import StoredMessage, User, now_ms
 
@@ -106,6 +106,8 @@ async def poll(
             await asyncio.sleep(settings.poll_batch_window)
     finally:
         node.remove_waiter(waiter)
+    if any(waiter.got.values()):
+        await _still_allowed(node, user)
     await _check(node, user, [t for t in topics if waiter.got[t]], missing, waiter)
     now = now_ms()
     messages = []
@@ -123,6 +125,18 @@ def _base(topic: str, since: dict[str, StreamId], start: dict[str, StreamId | No
     at = start[topic] or ids.ZERO
     given = since.get(topic)
     return ids.fmt(max(at, given) if given is not None else at)
+
+
+async def _still_allowed(node: Node, user: User) -> None:
+    """The user may have been deleted, deactivated or lost ``read`` while the poll waited: read the
+    record straight from storage before handing out what arrived meanwhile."""
+    fresh = await node.backend.users.get(user.user_id)
+    if fresh is None:
+        raise Unauthenticated("User not found")
+    if not fresh.is_active:
+        raise Forbidden("User is inactive")
+    if not fresh.has("read"):
+        raise Forbidden("Permission 'read' required")
 
 
 async def _check(node: Node, user: User, with_messages: list[str], missing: set[str], waiter: Waiter) -> None:
