@@ -43,6 +43,20 @@ class StackRelay:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(self.logs.glob("*.log")))
 
 
+def start_stack(valkey_url: str, tmp_path: Path) -> StackRelay:
+    """Start the stack; once more if a port it picked was taken meanwhile (its free ports are
+    probed, then bound by the child, so a busy machine can race it)."""
+    for attempt in (1, 2):
+        stack = StackRelay(valkey_url, tmp_path / f"stack-{attempt}")
+        try:
+            stack.stack.start()
+            return stack
+        except Exception as exc:
+            if attempt == 2 or "Address already in use" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 def relay(request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path) -> Iterator[Relay]:
     """``pulsar-relay serve all`` (or the split stack) on free ports over the flushed session Valkey."""
@@ -53,9 +67,8 @@ def relay(request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path) -> It
             pytest.skip("pulsar_relay.stack is not there yet")
         if shutil.which("haproxy") is None:
             pytest.skip("the split stack needs haproxy (make stack installs it)")
-        stack = StackRelay(valkey_url, tmp_path / "stack")
+        stack = start_stack(valkey_url, tmp_path)
         try:
-            stack.stack.start()
             yield stack
         finally:
             stack.stack.stop()
