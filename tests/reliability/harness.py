@@ -56,10 +56,17 @@ class Services:
         return relay_env(self.valkey_url, **self.extra, **extra)
 
     async def start(self, service: str, *, port: int | None = None, **extra: str) -> RelayProcess:
-        proc = RelayProcess(service, self.env(**extra), port=port)
-        self.procs.append(proc)
-        await asyncio.to_thread(proc.start)
-        return proc
+        for attempt in range(3):
+            proc = RelayProcess(service, self.env(**extra), port=port)
+            self.procs.append(proc)
+            try:
+                await asyncio.to_thread(proc.start)
+                return proc
+            except RuntimeError as exc:
+                # Another test process on this machine took the free port first: pick another.
+                if port is not None or "Address already in use" not in str(exc) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def restart(self, proc: RelayProcess) -> RelayProcess:
         """The same service, environment and port again (after a kill)."""
