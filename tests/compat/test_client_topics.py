@@ -1,4 +1,4 @@
-"""The real client's ``HttpRelayClient`` (Galaxy BYOC) against the all-in-one relay:
+"""The real client's ``HttpRelayClient`` (Galaxy BYOC) against the relay (all-in-one and split):
 ``create_or_verify_topic`` ownership checks and ``fetch_messages`` paging."""
 
 from __future__ import annotations
@@ -7,14 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+
+from tests.compat.relay import DEPLOYMENTS, Api, Relay, bearer
+
+# The real client is a dev dependency (pyproject [dev]: pulsar-relay-client==0.2.2).
+pytest.importorskip("pulsar_relay_client", minversion="0.2.2")
 from pulsar_relay_client import (
     HttpRelayClient,
     RefreshTokenRejectedError,
     RelayClientError,
     TopicOwnershipConflictError,
 )
-
-from tests.compat.relay import DEPLOYMENTS, Api, Relay, bearer
 
 # The real client against the all-in-one process and against the split stack behind HAProxy.
 pytestmark = pytest.mark.parametrize("relay", DEPLOYMENTS, indirect=True)

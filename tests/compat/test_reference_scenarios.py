@@ -1,6 +1,6 @@
-"""The reference's benchmark scenarios (bench/reference_scenarios.py) run against ``serve all`` with
-tiny parameters: every scenario completes with no errors and every message delivered, so the port
-keeps working and the relay keeps speaking the protocol the reference's benchmark speaks."""
+"""The reference's benchmark scenarios (bench/reference_scenarios.py) run against ``serve all`` and
+the split stack with tiny parameters: every scenario completes with no errors and every message
+delivered, so the port keeps working and the relay keeps speaking the reference benchmark's protocol."""
 
 from __future__ import annotations
 
