@@ -19,7 +19,7 @@ from pulsar_relay import haproxy
 from pulsar_relay.dev import display_host, login_command, secrets_env
 from pulsar_relay.devdata import DevData
 from pulsar_relay.localvalkey import LocalValkey, server_binary
-from pulsar_relay.procs import Child, ProcessGroup, StartError, free_port, http_ok
+from pulsar_relay.procs import Child, ProcessGroup, StartError, free_port, http_ok, port_is_free
 
 
 class Stack:
@@ -80,6 +80,8 @@ class Stack:
         return self
 
     def _start(self, timeout: float) -> None:
+        if not port_is_free(self.port, self.host):
+            raise StartError(f"port {self.port} on {self.host} is in use; pass --port P")
         env, self.admin = secrets_env(self.data, self.environ)
         self.valkey_url = env.get("PULSAR_VALKEY_URL", "")
         if not self.valkey_url:

@@ -86,7 +86,7 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 
 def routed_to(client: httpx.Client, method: str, target: str) -> str:
     response = client.request(method, target)
-    route = response.headers.get("X-Relay-Route", "")
+    route = str(response.headers.get("X-Relay-Route", ""))
     assert "/" in route, (
         f"{method} {target}: no backend answered ({response.status_code} {response.text[:200]})"
     )
