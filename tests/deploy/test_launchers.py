@@ -167,3 +167,29 @@ def test_dev_refuses_a_busy_port(tmp_path: Path) -> None:
     assert result.returncode == 2 and "in use" in result.stderr, result.stderr
     assert not (tmp_path / ".relay-data").exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_stack_refuses_a_busy_port(tmp_path: Path) -> None:
+    """stack says the port is taken (exit 2) before starting any process."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pulsar_relay",
+                "stack",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2 and "in use" in result.stderr, result.stderr
+    assert not (tmp_path / "d" / "valkey").exists()
