@@ -101,7 +101,7 @@ def run(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    if not port_is_free(port, host if host not in ("", "::") else "0.0.0.0"):
+    if not port_is_free(port, host or "0.0.0.0"):
         err.write(f"pulsar-relay dev: port {port} on {host} is in use; pass --port P\n")
         return 2
     data = DevData(data_dir).acquire()

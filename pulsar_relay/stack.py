@@ -46,6 +46,7 @@ class Stack:
         self.port = port or free_port()
         self.environ = dict(os.environ if environ is None else environ)
         self.haproxy_config = haproxy.find_config(haproxy_config)
+        haproxy.binary()  # fail before starting anything when HAProxy is missing
         self.config_file = config_file
         self.log_dir = log_dir
         self.group = ProcessGroup(out)
