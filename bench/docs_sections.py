@@ -82,6 +82,20 @@ def results_text(summary: dict[str, Any]) -> str:
             f"| {m.scenario} | {m.label}{unit} | {_num(row.get('ours'), m.unit)} | "
             f"{_num(row.get('reference'), m.unit)} | {_num(row.get('ratio'))} | {per} |"
         )
+    lines += [
+        "",
+        "CPU busy during each scenario's measured phase (1.00 = one core; medians): a load generator",
+        "near 1.00 would mean the figure measures the load generator, not the relay.",
+        "",
+        "| scenario | ours: server | ours: load generator | reference: server | reference: load generator |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for scenario, per in sorted((summary.get("busy") or {}).items()):
+        o, r = per.get("ours", {}), per.get("reference", {})
+        lines.append(
+            f"| {scenario} | {_num(o.get('server'))} | {_num(o.get('loadgen'))} "
+            f"| {_num(r.get('server'))} | {_num(r.get('loadgen'))} |"
+        )
     lines += ["", "### Targets (issue 8)", "", "| scenario | target | result |", "|---|---|---|"]
     for t in summary["targets"]:
         state = {True: "**met**", False: "not met", None: "not measured"}[t["met"]]

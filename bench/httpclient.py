@@ -94,8 +94,8 @@ def _parse_chunked(buf: bytearray, status: int, pos: int) -> tuple[int, bytes, i
 
 class HttpConnection:
     """One keep-alive connection; ``request`` sends and waits for the whole response.  When the
-    server ends keep-alive (``Connection: close``, e.g. hypercorn after 1,000 requests) the next
-    request reconnects first, as a browser or httpx would, and ``reconnects`` counts it."""
+    server ended the connection (``Connection: close``, e.g. hypercorn after 1,000 requests, or an
+    idle timeout) the next request reconnects first, as httpx would; ``reconnects`` counts it."""
 
     reconnects = 0
 
@@ -121,14 +121,12 @@ class HttpConnection:
 
     async def send_raw(self, request: bytes) -> tuple[int, bytes]:
         p = self._p
-        if p.closing:
+        if p.closing or p.lost is not None:  # ended by the server between requests: reconnect
             if p.transport is not None:
                 p.transport.close()
             _, p = await asyncio.get_running_loop().create_connection(_Protocol, self.host, self.port)
             self._p = p
             HttpConnection.reconnects += 1
-        if p.lost is not None:
-            raise HttpError(str(p.lost))
         assert p.transport is not None
         p.waiter = asyncio.get_running_loop().create_future()
         p.transport.write(request)

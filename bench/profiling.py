@@ -18,6 +18,35 @@ from bench.systems import deploy
 
 CASES = [("s2_ingest", "ingest", publishing.single_concurrent), ("s4_gateway", "gateway", fanout.run)]
 _LINE = re.compile(r":\d+\)")
+# Frames that only carry the process to the event loop; their inclusive share says nothing.
+_BOOT = (
+    "<frozen runpy>",
+    "pulsar_relay/__main__.py",
+    "pulsar_relay/cli.py",
+    "pulsar_relay/server.py",
+    "asyncio/runners.py",
+    "uvloop/__init__.py",
+)
+# Where a sample's own (self) time is spent, by the file of its innermost frame.
+COMPONENTS = [
+    ("event loop and socket I/O (uvloop, C)", ("Runner.run (", "uvloop/")),
+    ("HTTP/WebSocket server (hypercorn, h11, wsproto)", ("hypercorn/", "h11/", "wsproto/")),
+    ("server (uvicorn, httptools, websockets)", ("uvicorn/", "httptools/", "websockets/")),
+    ("framework (starlette)", ("starlette/",)),
+    ("Valkey driver (redis-py)", ("redis/",)),
+    ("asyncio (tasks, locks, streams)", ("asyncio/",)),
+    ("ours: gateway", ("gateway/",)),
+    ("ours: ingest", ("ingest/",)),
+    ("ours: relaycore", ("relaycore/", "store/", "web.py", "access.py", "tokens.py", "models.py")),
+    ("JWT and crypto", ("jwt/", "cryptography/")),
+]
+
+
+def component(frame: str) -> str:
+    for name, markers in COMPONENTS:
+        if any(m in frame for m in markers):
+            return name
+    return "other"
 
 
 def _frame(raw: str) -> str:
@@ -32,6 +61,7 @@ def _frame(raw: str) -> str:
 def summarize(collapsed: str, top: int = 25) -> dict[str, Any]:
     self_: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    parts: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -43,11 +73,14 @@ def summarize(collapsed: str, top: int = 25) -> dict[str, Any]:
             continue
         total += n
         self_[frames[-1]] += n
+        parts[component(frames[-1])] += n
         for f in set(frames):
-            incl[f] += n
+            if not any(b in f for b in _BOOT):
+                incl[f] += n
     pct = 100.0 / total if total else 0.0
     return {
         "samples": total,
+        "components": [(f, round(c * pct, 1)) for f, c in parts.most_common()],
         "self": [(f, round(c * pct, 1)) for f, c in self_.most_common(top)],
         "inclusive": [(f, round(c * pct, 1)) for f, c in incl.most_common(top * 2)],
     }
@@ -95,6 +128,10 @@ def profiles_text(profiles: dict[str, Any]) -> str:
             continue
         lines += [
             f"### {name} ({top.get('samples', 0):,} samples of the busy process, idle time excluded)",
+            "",
+            "| where the process's own time goes | % of samples |",
+            "|---|---:|",
+            *(f"| {c} | {p} |" for c, p in top.get("components", [])),
             "",
             "| on CPU (self) | % | | inclusive | % |",
             "|---|---:|---|---|---:|",

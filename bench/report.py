@@ -10,7 +10,7 @@ from typing import Any
 from bench import docs_sections
 from bench.plot import latency_plot
 from bench.procs import REPO
-from bench.summary import METRICS, medians, targets
+from bench.summary import METRICS, busy, medians, targets
 
 SUMMARY_JSON = REPO / "bench" / "results" / "summary.json"
 PLOT = REPO / "docs" / "benchmarks-latency.png"
@@ -45,6 +45,7 @@ def summarize(info: dict[str, Any]) -> dict[str, Any]:
         "medians": figs,
         "per_round": per_round,
         "targets": targets(figs),
+        "busy": busy(raw),
         "servers": info.get("servers"),
         "profiles": {k: v.get("top") for k, v in (info.get("profiles") or {}).items()},
         "reference_scenarios": docs_sections.reference13_medians(raw),

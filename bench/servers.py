@@ -1,6 +1,7 @@
 """Server choice: the same service apps under hypercorn, uvicorn (httptools + websockets, uvloop)
 and granian, on the hot path of each service: scenarios 1 and 2 for ingest, scenario 4 for the
-gateway (burst saturation and latency at half of it)."""
+gateway (burst saturation and latency at half of it), and scenario 7 for the memory each idle
+WebSocket costs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.ours import SERVERS
-from bench.scenarios import Params, fanout, publishing
+from bench.scenarios import Params, connections, fanout, publishing
 from bench.stats import median
 from bench.systems import deploy
 
@@ -16,6 +17,7 @@ CASES: list[tuple[str, str, Any]] = [
     ("ingest", "s1", publishing.single_one),
     ("ingest", "s2", publishing.single_concurrent),
     ("gateway", "s4", fanout.run),
+    ("gateway", "s7", connections.run),
 ]
 # (case, label, path into the result, higher is better)
 COLUMNS: list[tuple[str, str, tuple[str, ...], bool]] = [
@@ -24,6 +26,8 @@ COLUMNS: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("s2", "50 producers p99 ms", ("latency", "p99_ms"), False),
     ("s4", "fan-out deliveries/s", ("saturation_deliveries_per_s",), True),
     ("s4", "fan-out p99 ms at half", ("half_load", "latency", "p99_ms"), False),
+    ("s7", "idle sockets held", ("held",), True),
+    ("s7", "KiB per idle socket", ("kib_per_connection",), False),
 ]
 
 
@@ -91,7 +95,7 @@ def servers_text(results: dict[str, Any]) -> str:
         cells = []
         for _, label, _, _ in COLUMNS:
             v = table.get(label, {}).get(server)
-            cells.append("-" if v is None else (f"{v:.2f}" if "ms" in label else f"{v:,.0f}"))
+            cells.append("-" if v is None else (f"{v:.2f}" if "ms" in label or v < 100 else f"{v:,.0f}"))
         lines.append(f"| {server} | " + " | ".join(cells) + " |")
     errors = [
         f"{server} ({case}): {r['error'][:160]}"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import calibrate, machine, reference
+from bench.ours import SERVERS
 from bench.procs import REPO
 from bench.scenarios import Params, connections, fanout, longpoll, publishing, reference13, topics
 from bench.systems import SYSTEMS, deploy
@@ -85,7 +86,7 @@ async def run_rounds(
         for scenario in args.scenarios:
             for system in order:
                 log(f"round {rnd + 1}/{args.rounds}: scenario {scenario} on {system}")
-                result = await run_one(scenario, system, valkey_url, params, args, "hypercorn")
+                result = await run_one(scenario, system, valkey_url, params, args, args.server)
                 result["round"] = rnd + 1
                 raw.setdefault(str(scenario), {}).setdefault(system, []).append(result)
     return raw
@@ -97,6 +98,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default="1,2,3,4,5,6,7,8", help="comma-separated numbers 1..8")
     p.add_argument("--systems", default="ours,reference", help="ours, reference, or both")
     p.add_argument("--deployment", choices=["all", "ingest", "gateway"], help="force ours into one layout")
+    p.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="hypercorn",
+        help="server for ours in the main rounds (hypercorn = `pulsar-relay serve`, the production path)",
+    )
     p.add_argument("--servers", action="store_true", help="also compare hypercorn, uvicorn and granian")
     p.add_argument("--server-rounds", type=int, default=2)
     p.add_argument("--profile", action="store_true", help="also profile ours with py-spy (scenarios 2, 4)")

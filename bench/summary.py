@@ -44,6 +44,22 @@ class Metric:
     higher_is_better: bool = True
 
 
+def _sustained(key: str) -> Callable[[Raw], float | None]:
+    """The highest steady deliveries/s among steps that kept up (≥ 99 % delivered, p99 < 1 s)."""
+
+    def pick(result: Raw) -> float | None:
+        rates = [
+            float(s["deliveries_per_s"])
+            for s in result.get(key) or []
+            if s.get("expected")
+            and s["delivered"] >= 0.99 * s["expected"]
+            and (s["latency"].get("p99_ms") or 1e9) < 1000
+        ]
+        return max(rates) if rates else None
+
+    return pick
+
+
 S = "saturation_deliveries_per_s"
 METRICS = [
     Metric(1, "s1_rps", "1 producer: requests/s", "req/s", _get("rps")),
@@ -53,6 +69,7 @@ METRICS = [
     Metric(2, "s2_p99", "50 producers: latency p99", "ms", _get("latency", "p99_ms"), False),
     Metric(3, "s3_mps", "bulk x100: messages/s", "msg/s", _get("messages_per_s")),
     Metric(4, "s4_sat", "fan-out 1,000: deliveries/s (burst)", "/s", _get(S)),
+    Metric(4, "s4_sustained", "fan-out: highest steady rate kept up", "/s", _sustained("steps")),
     Metric(4, "s4_half_rate", "fan-out: half-load step", "/s", _get("half_load", "deliveries_per_s")),
     Metric(
         4, "s4_half_p50", "fan-out: p50 at half load", "ms", _get("half_load", "latency", "p50_ms"), False
@@ -61,6 +78,7 @@ METRICS = [
         4, "s4_half_p99", "fan-out: p99 at half load", "ms", _get("half_load", "latency", "p99_ms"), False
     ),
     Metric(5, "s5_sat", "200 topics: deliveries/s (burst)", "/s", _get(S)),
+    Metric(5, "s5_sustained", "200 topics: highest steady rate kept up", "/s", _sustained("curve")),
     Metric(5, "s5_ref_rate", "200 topics: at 500 pub/s", "/s", _get("reference_load", "deliveries_per_s")),
     Metric(
         5, "s5_p50", "200 topics: p50 at 500 pub/s", "ms", _get("reference_load", "latency", "p50_ms"), False
@@ -77,6 +95,20 @@ METRICS = [
     Metric(7, "s7_kib", "memory per idle WebSocket", "KiB", _get("kib_per_connection"), False),
     Metric(7, "s7_alive", "held sockets still receiving", "conns", _get("alive")),
 ]
+
+
+def busy(raw: dict[str, dict[str, list[Raw]]]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per scenario and system, median CPU use (1.0 = one core) of the server under test and of the
+    load generator over the measured phase (the burst, for delivery scenarios)."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for scenario, per in raw.items():
+        for system, results in per.items():
+            ok = [r for r in results if "error" not in r]
+            out.setdefault(scenario, {})[system] = {
+                "server": median(r.get("server_cpu") for r in ok),
+                "loadgen": median(r.get("loadgen_cpu") for r in ok),
+            }
+    return out
 
 
 def medians(raw: dict[str, dict[str, list[Raw]]]) -> dict[str, dict[str, float | None]]:
