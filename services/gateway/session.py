@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DELIVERED_MEMORY = 4096  # ids remembered per connection, to find the topic of an ack without one
 RETRY_DELAY = 0.2
+RECHECK_GIVE_UP = 3.0  # seconds of backoff after which an access check that cannot run closes
 
 
 class Session:
@@ -197,20 +198,30 @@ class Session:
 
     # --- access changes ------------------------------------------------------------------------
     async def recheck(self, topics: list[str] | None, *, refresh_user: bool) -> None:
-        """Apply an access change: close on a lost user, drop the topics that lost read access."""
-        try:
-            if refresh_user:
-                user = await self.node.authorizer.user(self.user.user_id)
-                if user is None or not user.is_active or not user.has("read"):
-                    self.outbox.close(protocol.ACCESS_LOST)
+        """Apply an access change: close on a lost user, drop the topics that lost read access.
+        If storage stays unreachable through a few retries, close rather than guess (fail closed)."""
+        delay = RETRY_DELAY
+        while True:
+            try:
+                await self._recheck(topics, refresh_user=refresh_user)
+                return
+            except RelayError as exc:
+                if delay > RECHECK_GIVE_UP:
+                    log.warning("access re-check failed (%s); closing session %s", exc, self.id)
+                    self.outbox.close(protocol.INTERNAL_ERROR)
                     return
-                self.user = user
-            names_ = [t for t in (topics if topics is not None else list(self.subs)) if t in self.subs]
-            denied, missing = await self.node.access(self.user, names_)
-        except RelayError as exc:
-            log.warning("access re-check failed (%s); closing session %s", exc, self.id)
-            self.outbox.close(protocol.INTERNAL_ERROR)
-            return
+                await asyncio.sleep(delay)
+                delay *= 2
+
+    async def _recheck(self, topics: list[str] | None, *, refresh_user: bool) -> None:
+        if refresh_user:
+            user = await self.node.authorizer.user(self.user.user_id)
+            if user is None or not user.is_active or not user.has("read"):
+                self.outbox.close(protocol.ACCESS_LOST)
+                return
+            self.user = user
+        names_ = [t for t in (topics if topics is not None else list(self.subs)) if t in self.subs]
+        denied, missing = await self.node.access(self.user, names_)
         for t in denied:
             self._revoke(t)
         for t in names_:

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import msgspec
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from relaycore.models import Topic, User, iso_z, utcnow
@@ -145,3 +145,16 @@ async def test_replay_of_a_topic_claimed_after_subscribing_is_checked(relay: Rel
     await relay.publish(bob_token, "grab", [{"n": 1}])
     reply = await recv(ws)
     assert reply["code"] == "ACCESS_REVOKED"
+
+
+async def test_server_shutdown_closes_open_sockets_with_1001(relay_factory) -> None:
+    """Stopping the gateway closes each open socket with 1001 "Server shutting down"."""
+    async with relay_factory() as relay:
+        _, token = await relay.user("alice")
+        ws = await connect(f"{relay.ws_url}?token={token}", open_timeout=WAIT)
+        await ws.send(json.dumps({"type": "subscribe", "topics": ["jobs"]}))
+        assert (await recv(ws))["type"] == "subscribed"
+    try:
+        assert await closed_with(ws) == (1001, "Server shutting down")
+    finally:
+        await ws.close()
