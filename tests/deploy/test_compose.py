@@ -70,8 +70,7 @@ def test_every_service_has_a_healthcheck_and_restart_policy(resolved: dict[str, 
 
 
 def test_relay_services_share_one_image_and_get_their_settings_from_env(resolved: dict[str, Any]) -> None:
-    """auth, ingest and gateway run the Dockerfile's services target, each by its command, with the
-    secret and Valkey URL from the environment."""
+    """auth, ingest and gateway run one image's services target by command, with settings from env."""
     images = {resolved["services"][s]["image"] for s in RELAY_SERVICES}
     assert len(images) == 1
     for name in RELAY_SERVICES:
@@ -86,8 +85,7 @@ def test_relay_services_share_one_image_and_get_their_settings_from_env(resolved
 
 
 def test_gateway_scales(resolved: dict[str, Any]) -> None:
-    """`--scale gateway=N` works: no fixed host port, no container name, and no fixed gateway id
-    (each replica takes its container's hostname)."""
+    """The gateway scales: no host port, no container name, no fixed gateway id (hostname instead)."""
     gateway = resolved["services"]["gateway"]
     assert "ports" not in gateway and "container_name" not in gateway
     assert "PULSAR_GATEWAY_ID" not in gateway["environment"]
@@ -114,8 +112,7 @@ def test_haproxy_is_the_only_published_port(resolved: dict[str, Any]) -> None:
 
 
 def test_tls_override_adds_a_tls_listener(tmp_path: Path) -> None:
-    """deploy/compose.tls.yaml mounts the certificates, points RELAY_TLS_CERT at them and publishes
-    443; it refuses to apply without PULSAR_TLS_CERT_DIR."""
+    """compose.tls.yaml mounts certificates, sets RELAY_TLS_CERT, publishes 443, and needs its dir."""
     tls = ROOT / "deploy" / "compose.tls.yaml"
     result = config(tls, PULSAR_JWT_SECRET_KEY=SECRET, PULSAR_TLS_CERT_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr

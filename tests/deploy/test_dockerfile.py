@@ -67,8 +67,7 @@ def test_hadolint_finds_nothing() -> None:
 
 
 def test_services_target_is_slim_non_root_and_health_checked() -> None:
-    """The services stage starts from python:3.11-slim, copies only the built venv, drops root,
-    exposes 8080, checks /health and runs the pulsar-relay command."""
+    """The services stage is python:3.11-slim with only the venv, non-root, on 8080, health-checked."""
     named = stages()
     assert list(named) == ["build", "services"], list(named)
     assert any("python:3.11-slim" in rest for k, rest in instructions() if k == "ARG")
@@ -134,8 +133,7 @@ def test_dockerignore_sends_only_what_the_build_copies(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_build_stage_wheel_runs_a_service_by_its_command(tmp_path: Path, valkey_url: str) -> None:
-    """The build stage's `pip wheel` on the filtered context gives a wheel with every package (Lua
-    scripts included) that, installed, runs `pulsar-relay serve gateway --host H --port P`."""
+    """The build stage's wheel holds every package (Lua included) and runs `pulsar-relay serve gateway`."""
     context = build_context(tmp_path / "context")
     dist = tmp_path / "dist"
     subprocess.run(

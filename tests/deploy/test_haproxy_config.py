@@ -42,8 +42,7 @@ def check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_compose_form_is_valid() -> None:
-    """With no variables set (compose), HAProxy accepts the file; its only warnings are about the
-    service names that Docker's DNS would resolve and this machine cannot."""
+    """HAProxy accepts the compose form; its only warnings are service names only Docker's DNS resolves."""
     result = check({})
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "[WARNING]" in line]
@@ -82,8 +81,7 @@ def timeouts() -> dict[str, float]:
 
 
 def test_timeouts_suit_long_polls_and_websockets() -> None:
-    """A 60 s long-poll fits in the client and server timeouts; an idle WebSocket tunnel lives far
-    longer than the gateway's 20 s ping interval."""
+    """A 60 s long-poll fits the client/server timeouts and idle WebSocket tunnels outlive the pings."""
     t = timeouts()
     assert t["server"] >= 65 and t["client"] >= 65
     assert t["tunnel"] >= 600
@@ -115,8 +113,7 @@ def self_signed(path: Path) -> Path:
 
 
 def test_tls_listener_answers_in_the_services_error_shape(tmp_path: Path) -> None:
-    """With RELAY_TLS_CERT, HAProxy also serves TLS; with every service down it answers 503 with
-    the services' {"detail": ...} JSON rather than its own HTML page."""
+    """With RELAY_TLS_CERT HAProxy serves TLS, and its 503 is the services' {"detail": ...} JSON."""
     dead = [f"127.0.0.1:{free_port()}" for _ in range(4)]
     tls_port = free_port()
     addresses = haproxy.Addresses(

@@ -65,8 +65,7 @@ class StackCommand:
 
 @pytest.mark.slow
 def test_stack_command_scales_gateways_and_ctrl_c_stops_all(tmp_path: Path) -> None:
-    """`pulsar-relay stack --gateways 3` serves the relay on one port, spreads gateway requests over
-    three gateways, and Ctrl-C stops Valkey, every service and HAProxy."""
+    """`stack --gateways 3` spreads over three gateways and Ctrl-C stops every process it started."""
     require_tools(haproxy=True)
     stack = StackCommand(tmp_path, "--gateways", "3")
     try:
@@ -88,8 +87,7 @@ def test_stack_command_scales_gateways_and_ctrl_c_stops_all(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_stack_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
-    """If the launcher is SIGKILLed (no chance to clean up), its children still stop: nothing is
-    left holding the Valkey data or the ports."""
+    """A SIGKILLed launcher's children still stop: nothing keeps the Valkey data or the ports."""
     require_tools(haproxy=True)
     stack = StackCommand(tmp_path, "--gateways", "1")
     try:
@@ -101,8 +99,7 @@ def test_stack_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
 
 
 def test_dev_without_a_server_binary_uses_memory_loudly_and_locks_its_data_dir(tmp_path: Path) -> None:
-    """With no valkey-server/redis-server on PATH, dev warns that nothing is saved and still serves
-    the admin login; a second dev on the same .relay-data refuses to start."""
+    """Without a server binary dev warns it runs in memory and still logs in; a second dev is refused."""
     empty = tmp_path / "bin"
     empty.mkdir()
     dev = DevProcess(tmp_path, child_env(PATH=str(empty)))
@@ -130,8 +127,7 @@ def test_dev_without_a_server_binary_uses_memory_loudly_and_locks_its_data_dir(t
 
 
 async def test_dev_uses_the_given_valkey_and_admin(tmp_path: Path, valkey_url: str) -> None:
-    """PULSAR_VALKEY_URL and PULSAR_BOOTSTRAP_ADMIN_* are used as given: no local Valkey is
-    started, and no generated password is printed."""
+    """dev uses PULSAR_VALKEY_URL and the bootstrap admin as given: no local Valkey, no printed password."""
     env = child_env(
         PULSAR_VALKEY_URL=valkey_url,
         PULSAR_BOOTSTRAP_ADMIN_USERNAME="root",

@@ -55,8 +55,7 @@ def conf_argv(port: int) -> list[str]:
 
 
 def test_conf_loads_with_aof_and_data_survives_restart(tmp_path: Path) -> None:
-    """The container's config starts a real server with AOF in its working directory, and a write
-    is still there after a restart."""
+    """The container's valkey.conf starts a real server with AOF, and a write survives a restart."""
     port = free_port()
     with server(conf_argv(port), tmp_path, port) as client:
         assert client.config_get("appendonly") == {"appendonly": "yes"}

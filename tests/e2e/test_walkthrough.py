@@ -58,8 +58,7 @@ async def test_walkthrough_against_serve_all(valkey_url: str) -> None:
 
 
 async def test_walkthrough_against_dev_with_printed_credentials(tmp_path: Path) -> None:
-    """`pulsar-relay dev` prints a working admin login, serves the walkthrough, keeps its data and
-    secrets (0600) in .relay-data between runs, and Ctrl-C stops the Valkey it started."""
+    """dev prints a working login, keeps data and 0600 secrets between runs, and Ctrl-C stops its Valkey."""
     require_tools(haproxy=False)
     dev = DevProcess(tmp_path, child_env())
     try:
