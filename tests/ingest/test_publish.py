@@ -124,3 +124,13 @@ async def test_ttl_is_stored_as_expiry_from_receipt(any_svc: Ingest) -> None:
     [m] = await any_svc.backend.messages.read_after("ttl", None, 10)
     received = datetime.fromisoformat(r.json()["timestamp"])
     assert m.expires_at_ms == (received - EPOCH) // timedelta(milliseconds=1) + 30_000
+
+
+async def test_large_payload_is_stored_byte_for_byte(any_svc: Ingest) -> None:
+    """A payload of several hundred KiB (long strings, many keys) is stored exactly, compacted."""
+    _, alice = await any_svc.user("alice")
+    payload = {"blob": "é" * 100_000, **{f"k{i}": i for i in range(5000)}}
+    r = await alice.post("/api/v1/messages", json={"topic": "large", "payload": payload})
+    assert r.status_code == 201, r.text
+    [m] = await any_svc.backend.messages.read_after("large", None, 10)
+    assert m.payload == msgspec.json.encode(payload)
