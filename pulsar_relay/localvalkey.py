@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from pulsar_relay.procs import Child, ProcessGroup, free_port, port_is_free
+from pulsar_relay.procs import Child, ProcessGroup, StartError, free_port, port_is_free
 
 # Preferred port for the development Valkey: stable between runs (so `valkey-cli -p 16379` works)
 # and away from a system Valkey/Redis on 6379.
@@ -68,6 +68,7 @@ class LocalValkey:
     def __init__(self, binary: str, data_dir: Path, port: int | None = None) -> None:
         self.binary = binary
         self.data_dir = data_dir
+        self.any_port = port is None
         self.port = port if port is not None else free_port()
         self.child: Child | None = None
 
@@ -86,12 +87,24 @@ class LocalValkey:
 
     def start(self, group: ProcessGroup, timeout: float = 20.0) -> LocalValkey:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # Valkey writes its own log file; the child's stdout only ever carries start-up failures.
-        self.child = Child(
-            "valkey",
-            valkey_args(self.binary, self.port, self.data_dir),
-            log=self.data_dir / "valkey.stdout",
-        )
-        group.start(self.child)
-        group.wait_until(self.child, lambda: _pings(self.port), timeout, f"Valkey on port {self.port}")
-        return self
+        for attempt in range(3):
+            # Valkey writes its own log file; the child's stdout only carries start-up failures.
+            self.child = Child(
+                "valkey",
+                valkey_args(self.binary, self.port, self.data_dir),
+                log=self.data_dir / "valkey.stdout",
+            )
+            group.start(self.child)
+            try:
+                group.wait_until(
+                    self.child, lambda: _pings(self.port), timeout, f"Valkey on port {self.port}"
+                )
+                return self
+            except StartError as exc:
+                log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+                error = StartError(f"{exc}\n{log}")
+                group.discard(self.child)
+                if not (self.any_port and error.port_taken) or attempt == 2:
+                    raise error from None
+                self.port = free_port()
+        raise AssertionError("unreachable")

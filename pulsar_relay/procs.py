@@ -4,6 +4,7 @@ launcher, which then stops children in reverse start order) and dies with the la
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import os
@@ -23,6 +24,11 @@ from typing import IO
 
 class StartError(RuntimeError):
     """A child exited or did not become ready; the message carries the tail of its output."""
+
+    @property
+    def port_taken(self) -> bool:
+        """Another process bound the port between our probe and the child's bind."""
+        return "address already in use" in str(self).lower()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -60,6 +66,8 @@ class Child:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self._partial = b""
+        # The last lines a piped child printed, for error messages.
+        self.recent: collections.deque[str] = collections.deque(maxlen=40)
 
     @property
     def pid(self) -> int | None:
@@ -96,7 +104,7 @@ class Child:
     def tail(self, chars: int = 3000) -> str:
         if self.log is not None and self.log.exists():
             return self.log.read_text(errors="replace")[-chars:]
-        return ""
+        return "\n".join(self.recent)[-chars:]
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None:
@@ -143,8 +151,18 @@ class ProcessGroup:
                 continue
             *lines, child._partial = (child._partial + chunk).split(b"\n")
             for line in lines:
-                self.out.write(f"{child.name:>9} | {line.decode(errors='replace')}\n")
+                text = line.decode(errors="replace")
+                child.recent.append(text)
+                self.out.write(f"{child.name:>9} | {text}\n")
             self.out.flush()
+
+    def discard(self, child: Child) -> None:
+        """Stop ``child`` and forget it (to start a replacement)."""
+        if child.proc is not None and child.proc.stdout is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(child.proc.stdout)
+        child.stop()
+        self.children.remove(child)
 
     def dead(self) -> Child | None:
         return next((c for c in self.children if not c.running()), None)

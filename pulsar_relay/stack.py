@@ -54,6 +54,8 @@ class Stack:
         self.admin: tuple[str, str] | None = None
         self.valkey_url = ""
         self._run_dir: Path | None = None
+        self._specs: dict[str, tuple[str, dict[str, str]]] = {}
+        self._any_port = port is None
         self.runtime: haproxy.Runtime | None = None
 
     @property
@@ -64,6 +66,7 @@ class Stack:
         return self.log_dir / f"{name}.log" if self.log_dir else None
 
     def _service(self, name: str, service: str, env: dict[str, str]) -> Child:
+        self._specs[name] = (service, env)
         port = free_port()
         self.services[name] = f"http://127.0.0.1:{port}"
         config = ["--config", self.config_file] if self.config_file else []
@@ -101,12 +104,35 @@ class Stack:
             children.append(
                 self._service(f"gateway-{i}", "gateway", quiet | {"PULSAR_GATEWAY_ID": f"gateway-{i}"})
             )
-        for c in children:
-            health = self.services[c.name] + "/health"
-            self.group.wait_until(c, functools.partial(http_ok, health), timeout, health)
-        self._start_haproxy(timeout)
+        for child in children:
+            self._wait_healthy(child, timeout)
+        for attempt in range(3):
+            try:
+                self._start_haproxy(timeout)
+                return
+            except StartError as exc:
+                if not exc.port_taken or attempt == 2:
+                    raise
+                # Ports are probed free, then bound by the child: a busy machine can take one between.
+                self.group.discard(next(c for c in self.group.children if c.name == "haproxy"))
+                if self._any_port:
+                    self.port = free_port()
+
+    def _wait_healthy(self, child: Child, timeout: float) -> None:
+        for attempt in range(3):
+            health = self.services[child.name] + "/health"
+            try:
+                self.group.wait_until(child, functools.partial(http_ok, health), timeout, health)
+                return
+            except StartError as exc:
+                if not exc.port_taken or attempt == 2:
+                    raise
+                self.group.discard(child)
+                child = self._service(child.name, *self._specs[child.name])
 
     def _start_haproxy(self, timeout: float) -> None:
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
         self._run_dir = Path(tempfile.mkdtemp(prefix="relay-haproxy-"))
         gateways = [
             self.services[f"gateway-{i}"].removeprefix("http://") for i in range(1, self.gateways + 1)
