@@ -88,21 +88,12 @@ def test_fetch_messages_limit_one_desc_is_the_newest(
     )
 
 
-# Known incompatibility (reported, gateway/history.py): next_cursor is null on a short last page,
-# so a caller that stops on an empty page restarts from the top and sees every message again.
-NEXT_CURSOR_NULL_ON_LAST_PAGE = pytest.mark.xfail(
-    reason="gateway returns next_cursor=null on a non-empty last page; the reference returns its last id",
-    strict=True,
-)
-
-
-@NEXT_CURSOR_NULL_ON_LAST_PAGE
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_fetch_messages_pages_until_an_empty_page(
+def test_fetch_messages_pages_until_next_cursor_is_null(
     topics_client: HttpRelayClient, api: Api, admin_token: str, order: str
 ) -> None:
-    """Paging as callers of the reference do (cursor = next_cursor, stop on an empty page) sees each
-    message once, in order; the cursor is echoed and total is the page size."""
+    """Paging with cursor = next_cursor sees each message once, in order, and ends on next_cursor
+    null (issue 4: null when nothing more exists); the cursor is echoed and total is the page size."""
     ids = [api.publish(admin_token, "compat_pages", {"n": n}) for n in range(5)]
     expected = ids if order == "asc" else ids[::-1]
     seen: list[str] = []
@@ -111,28 +102,28 @@ def test_fetch_messages_pages_until_an_empty_page(
         page = topics_client.fetch_messages(admin_token, "compat_pages", limit=2, order=order, cursor=cursor)
         assert (page["order"], page["limit"], page["cursor"]) == (order, 2, cursor)
         assert page["total"] == len(page["messages"])
-        if not page["messages"]:
-            break
         seen += [m["message_id"] for m in page["messages"]]
         cursor = page["next_cursor"]
+        if cursor is None:
+            break
     assert seen == expected
 
 
-@NEXT_CURSOR_NULL_ON_LAST_PAGE
-def test_fetch_messages_next_cursor_is_the_last_id_of_every_non_empty_page(
+def test_fetch_messages_next_cursor_is_null_only_when_nothing_more_exists(
     topics_client: HttpRelayClient, api: Api, admin_token: str
 ) -> None:
-    """As the reference: next_cursor is the page's last id even when nothing more exists (its
-    get_messages_with_data test: 5 messages, default limit → next_cursor = the 5th id)."""
+    """next_cursor is the page's last id while more messages exist beyond it, and null on the page
+    that ends the topic (a deliberate difference from the reference: docs/MIGRATING.md)."""
     ids = [api.publish(admin_token, "compat_short", {"n": n}) for n in range(5)]
     page = topics_client.fetch_messages(admin_token, "compat_short")
     assert [m["message_id"] for m in page["messages"]] == ids[::-1]
-    assert (page["total"], page["limit"], page["next_cursor"]) == (5, 10, ids[0])
+    assert (page["total"], page["limit"], page["next_cursor"]) == (5, 10, None)
+    middle = topics_client.fetch_messages(admin_token, "compat_short", limit=2, order="asc", cursor=ids[0])
+    assert [m["message_id"] for m in middle["messages"]] == ids[1:3]
+    assert middle["next_cursor"] == ids[2]
     last = topics_client.fetch_messages(admin_token, "compat_short", limit=2, order="asc", cursor=ids[2])
     assert [m["message_id"] for m in last["messages"]] == ids[3:]
-    assert last["next_cursor"] == ids[4]
-    empty = topics_client.fetch_messages(admin_token, "compat_short", limit=2, order="asc", cursor=ids[4])
-    assert (empty["messages"], empty["total"], empty["next_cursor"]) == ([], 0, None)
+    assert last["next_cursor"] is None
 
 
 def test_fetch_messages_errors_map_to_client_exceptions(
