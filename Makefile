@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: install valkey lint typecheck test test-fast run stack bench all fmt clean
+.PHONY: install valkey js lint typecheck test test-fast run stack bench all fmt clean
 install: $(VENV)/.installed
 
 # System tools the tests use: a Valkey (or Redis 7) server and HAProxy; Debian packages when missing.
@@ -33,7 +33,12 @@ fmt: install
 typecheck: install
 	MYPYPATH=libs:services:. $(VENV)/bin/mypy $(PACKAGES)
 
-test: install valkey lint typecheck
+# The `ws` package for running the seed README's JavaScript examples in Node (skipped without node).
+js:
+	@command -v npm >/dev/null && npm install --silent --prefix tests/compat/js --no-audit --no-fund --no-package-lock || \
+	  echo "npm not found: the JavaScript example tests will be skipped"
+
+test: install valkey js lint typecheck
 	$(PY) -m pytest
 
 test-fast: install valkey
