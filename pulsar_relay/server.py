@@ -19,9 +19,15 @@ def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
-    config.errorlog = "-"
-    config.keep_alive_timeout = 75.0
+    # Through the root logger, so hypercorn's lines follow PULSAR_LOG_JSON like ours.
+    config.errorlog = logging.getLogger("hypercorn.error")
+    # Hypercorn's idle timer runs from accept until a request head is complete: tying it to
+    # read_timeout cuts off clients that dribble a head byte by byte, not only silent ones.
+    config.keep_alive_timeout = settings.read_timeout
     config.read_timeout = int(settings.read_timeout)
+    # Protocol pings make browsers answer with pongs, so a WebSocket that only listens is not
+    # cut off by read_timeout.
+    config.websocket_ping_interval = settings.ws_ping_interval or None
     config.graceful_timeout = 5.0
     config.websocket_max_message_size = settings.ws_max_message_bytes
     config.h11_max_incomplete_size = 64 * 1024
