@@ -9,7 +9,7 @@ import json
 import pytest
 
 from relaycore import metrics
-from tests.gateway.conftest import Relay, eventually, messages, publish_direct, recv
+from tests.gateway.conftest import WAIT, Relay, eventually, messages, publish_direct, recv
 
 TOTAL = 3000
 BULK = 100
@@ -121,3 +121,32 @@ async def test_explicit_since_wins_over_the_acknowledged_position(relay: Relay) 
     await relay.backend.acks.record(alice.user_id, "w", "t", ids[4])
     ws = await relay.subscribe(token, ["t"], client_id="w", resume=True, since={"t": ids[1]})
     assert [m["payload"]["n"] for m in await messages(ws, 4)] == [2, 3, 4, 5]
+
+
+async def test_subscribing_again_with_since_replays_from_there(relay: Relay) -> None:
+    """A repeated subscribe naming a live topic with a position replays after it, then goes on live."""
+    alice, token = await relay.user("alice")
+    ws = await relay.subscribe(token, ["t"])
+    ids = await publish_direct(relay.backend, alice, "t", 3)
+    assert [m["message_id"] for m in await messages(ws, 3)] == ids
+    await ws.send(json.dumps({"type": "subscribe", "topics": ["t"], "since": {"t": ids[0]}}))
+    assert (await recv(ws))["type"] == "subscribed"
+    assert [m["message_id"] for m in await messages(ws, 2)] == ids[1:]
+    [live] = await publish_direct(relay.backend, alice, "t", 1, start=3)
+    assert (await messages(ws, 1))[0]["message_id"] == live
+
+
+async def test_unsubscribe_during_a_replay_stops_it(relay_factory) -> None:
+    """Unsubscribing while history is still being replayed ends the replay; the socket goes on."""
+    async with relay_factory(ws_send_queue=16) as relay:
+        alice, token = await relay.user("alice")
+        await publish_direct(relay.backend, alice, "long", 3000)
+        ws = await relay.subscribe(token, ["long", "other"], since={"long": "0-0"})
+        await ws.send(json.dumps({"type": "unsubscribe", "topics": ["long"]}))
+        [session] = relay.node.sessions
+        await eventually(lambda: "long" not in session.subs and not session._handovers)
+        [mid] = await publish_direct(relay.backend, alice, "other", 1)
+        async with asyncio.timeout(WAIT):
+            while (frame := await recv(ws))["type"] != "message" or frame["topic"] != "other":
+                assert frame["type"] in ("message", "unsubscribed", "ping")
+        assert frame["message_id"] == mid
