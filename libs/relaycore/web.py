@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaycore import errors, metrics
+from relaycore import errors, logs, metrics
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.models import User, iso_z
@@ -67,6 +67,9 @@ def relay_error_response(exc: errors.RelayError) -> Response:
 
 async def _on_relay_error(request: HTTPConnection, exc: Exception) -> Response:
     assert isinstance(exc, errors.RelayError)
+    if isinstance(exc, errors.Unavailable):  # the stores turn Valkey failures into this
+        metrics.storage_errors.labels(_service(request)).inc()
+        log.warning("503 on %s: %s (%r)", request.url.path, exc.detail, exc.__cause__)
     return relay_error_response(exc)
 
 
@@ -231,9 +234,11 @@ class RelayMiddleware:
             await send(message)
 
         start = time.perf_counter()
+        logged_as = logs.request_id.set(request_id)
         try:
             await self.app(scope, limited_receive, tagged_send)
         finally:
+            logs.request_id.reset(logged_as)
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             metrics.http_requests.labels(self.service, scope["method"], path, str(status)).inc()
