@@ -69,7 +69,13 @@ class ValkeyFanout:
     async def lag(self, group: str) -> int:
         total = 0
         for p in range(self.partitions):
-            for info in await self._r.xinfo_groups(self._k.log(p)):
+            try:
+                groups = await self._r.xinfo_groups(self._k.log(p))
+            except ResponseError as exc:
+                if "no such key" not in str(exc):
+                    raise
+                continue  # not created yet (the gateway has not joined): nothing to lag behind
+            for info in groups:
                 if info["name"].decode() == group:
                     total += int(info.get("lag") or 0) + int(info.get("pending") or 0)
         return total
