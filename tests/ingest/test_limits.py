@@ -72,7 +72,8 @@ async def test_valkey_outage_is_503_and_publishing_resumes_when_it_returns() -> 
     try:
         _, token = await make_user(backend, "alice")
         await asyncio.to_thread(proc.start)
-        async with httpx.AsyncClient(base_url=proc.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=proc.url, headers=auth, timeout=30) as c:
             msg = {"topic": "t", "payload": {}}
             assert (await c.post("/api/v1/messages", json=msg)).status_code == 201
             server.kill()
@@ -86,7 +87,7 @@ async def test_valkey_outage_is_503_and_publishing_resumes_when_it_returns() -> 
             assert r.status_code == 503
             assert (await c.get("/ready")).status_code == 503
             await asyncio.to_thread(server.start)
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while (r := await c.post("/api/v1/messages", json=msg)).status_code != 201:
                 assert r.status_code == 503, r.text
                 assert time.monotonic() < deadline, "publishing did not recover"
