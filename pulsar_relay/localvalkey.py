@@ -74,8 +74,10 @@ class LocalValkey:
 
     @classmethod
     def preferring(cls, binary: str, data_dir: Path, port: int = DEV_PORT) -> LocalValkey:
-        """On ``port`` when it is free, else on any free port."""
-        return cls(binary, data_dir, port if port_is_free(port) else None)
+        """On ``port`` when it is free, else (or if it is taken before Valkey binds it) any free port."""
+        valkey = cls(binary, data_dir, port if port_is_free(port) else None)
+        valkey.any_port = True
+        return valkey
 
     @property
     def url(self) -> str:

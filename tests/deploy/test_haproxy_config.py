@@ -133,7 +133,8 @@ def test_tls_listener_answers_in_the_services_error_shape(tmp_path: Path) -> Non
     lb: Child = group.start(haproxy.child(CONFIG, {**os.environ, **env}, tmp_path / "haproxy.log"))
     try:
         context = ssl.create_default_context(cafile=str(tmp_path / "relay.pem"))
-        with httpx.Client(verify=context, timeout=10) as client:
+        # HAProxy retries the dead servers (about a second apart) before it answers 503.
+        with httpx.Client(verify=context, timeout=60) as client:
 
             def answered() -> bool:
                 try:
