@@ -113,6 +113,13 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pulsar-relay", description=__doc__.split("\n")[0])
     p.add_argument(
@@ -135,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
 
     stack = sub.add_parser("stack", help="the split stack: Valkey, auth, ingest, N gateways behind HAProxy")
-    stack.add_argument("--gateways", type=int, default=2, help="gateway processes (default: 2)")
+    stack.add_argument("--gateways", type=_at_least_one, default=2, help="gateway processes (default: 2)")
     stack.add_argument("--host", default="127.0.0.1", help="HAProxy bind address (default: 127.0.0.1)")
     stack.add_argument("--port", type=int, default=8080, help="HAProxy port (default: 8080)")
     stack.add_argument(
