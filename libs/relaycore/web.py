@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaycore import errors, logs, metrics
+from relaycore import errors, jsonbody, logs, metrics
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.models import User, iso_z
@@ -99,40 +98,10 @@ EXCEPTION_HANDLERS: dict[Any, Callable[[HTTPConnection, Exception], Awaitable[Re
 
 # --- JSON bodies ------------------------------------------------------------------------------
 
-_PATH = re.compile(r"\.(\w+)|\[(\d+)\]")
-
-
-def _loc(path: str) -> list[str | int]:
-    return ["body", *[m.group(1) if m.group(1) else int(m.group(2)) for m in _PATH.finditer(path)]]
-
-
-def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> errors.InvalidInput:
-    """A msgspec failure as a FastAPI-style 422 item."""
-    text = str(exc)
-    if isinstance(exc, msgspec.ValidationError):
-        msg, _, path = text.partition(" - at `$")
-        loc = _loc(path.rstrip("`"))
-        kind = "missing" if msg.startswith("Object missing required field") else "value_error"
-        if kind == "missing":
-            loc.append(msg.split("`")[1])
-            msg = "Field required"
-        return errors.InvalidInput([{"type": kind, "loc": loc, "msg": msg, "input": None}])
-    return errors.InvalidInput(
-        [{"type": "json_invalid", "loc": ["body"], "msg": f"JSON decode error: {text}", "input": None}]
-    )
-
 
 async def read_json(request: Request, schema: type[T]) -> T:
-    """The body decoded straight into ``schema`` (a msgspec Struct); 422 on any mismatch."""
-    body = await request.body()
-    if not body:
-        raise errors.InvalidInput(
-            [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
-        )
-    try:
-        return msgspec.json.decode(body, type=schema)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise validation_error(exc) from None
+    """The body decoded straight into ``schema`` (a msgspec Struct); 4xx on any problem."""
+    return jsonbody.decode(jsonbody.compact(await request.body()), schema)
 
 
 # --- identity ---------------------------------------------------------------------------------

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import msgspec
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from auth.passwords import PASSWORD_MAX
 from auth.service import AuthService
+from relaycore import jsonbody
 from relaycore.errors import InvalidInput
 from relaycore.models import Permission, User
-from relaycore.web import current_user, validation_error
+from relaycore.web import current_user
 
 T = TypeVar("T")
 _FORM_VALUE_MAX = PASSWORD_MAX
@@ -33,39 +33,15 @@ async def caller(request: Request, permission: Permission | None = None) -> User
     return user
 
 
-async def json_body(request: Request) -> bytes:
-    """The raw body, refused with 422 ``json_invalid`` if it is present but not JSON."""
-    body = await request.body()
-    if body:
-        try:
-            body.decode()
-            msgspec.json.decode(body, type=msgspec.Raw)
-        except msgspec.DecodeError as exc:
-            raise validation_error(exc) from None
-        except UnicodeDecodeError:
-            raise _not_json("invalid UTF-8") from None
-        except RecursionError:
-            raise _not_json("nested too deeply") from None
-    return body
+async def json_body(request: Request) -> bytes | None:
+    """The body as compact JSON (None if empty); 422/400 here, before authentication, if it is
+    not JSON at all."""
+    return jsonbody.compact(await request.body())
 
 
-def decode(body: bytes, schema: type[T]) -> T:
+def decode(body: bytes | None, schema: type[T]) -> T:
     """``body`` decoded into ``schema``; FastAPI-style 422 on any mismatch."""
-    if not body:
-        raise InvalidInput([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
-    try:
-        return msgspec.json.decode(body, type=schema)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise validation_error(exc) from None
-    except UnicodeDecodeError:
-        raise _not_json("invalid UTF-8") from None
-    except RecursionError:
-        raise _not_json("nested too deeply") from None
-
-
-def _not_json(why: str) -> InvalidInput:
-    msg = f"JSON decode error: {why}"
-    return InvalidInput([{"type": "json_invalid", "loc": ["body"], "msg": msg, "input": None}])
+    return jsonbody.decode(body, schema)
 
 
 async def login_form(request: Request) -> tuple[str, str]:

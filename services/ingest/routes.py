@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from ingest import validation
 from ingest.publisher import Publisher, response_of
+from relaycore import jsonbody
 from relaycore.context import Context
 from relaycore.models import NewMessage
 from relaycore.store.base import PublishKind
@@ -27,7 +28,7 @@ def _endpoint(ctx: Context, publisher: Publisher, kind: PublishKind, parse: Pars
     authorizer = ctx.authorizer
 
     async def endpoint(request: Request) -> Response:
-        body = validation.compact_body(await request.body())
+        body = jsonbody.compact(await request.body())
         user = await authorizer.authenticate(bearer_token(request))
         authorizer.require(user, "write")
         key = validation.idempotency_key(request.headers.get("idempotency-key"))

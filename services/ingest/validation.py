@@ -9,54 +9,19 @@ slices of that compact text, stored without ever being decoded into Python objec
 from __future__ import annotations
 
 import functools
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from ingest.schema import MessageIn, bulk_decoder, metadata_encoder, single_decoder
-from relaycore.errors import BadRequest, InvalidInput
+from relaycore import jsonbody
+from relaycore.errors import InvalidInput
 from relaycore.models import NewMessage, iso_z
 from relaycore.names import topic_problem
 
 IDEMPOTENCY_KEY_MAX = 255
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PATH = re.compile(r"\.(\w+)|\[(\d+)\]")
-_BYTE = re.compile(r"\(byte (\d+)\)")
-
-
-def compact_body(body: bytes) -> bytes | None:
-    """The body as compact JSON text, or None when empty (reported as missing after auth).
-    Malformed JSON is a 422 ``json_invalid`` and bytes that are not UTF-8 a 400, as the reference."""
-    if not body.strip():
-        return None
-    if not body.isascii():
-        try:
-            body.decode()
-        except UnicodeDecodeError:
-            raise BadRequest("There was an error parsing the body") from None
-    try:
-        return msgspec.json.format(body, indent=-1)
-    except msgspec.DecodeError as exc:
-        at = _BYTE.search(str(exc))
-        raise _json_invalid(int(at.group(1)) if at else len(body), str(exc)) from None
-    except RecursionError:
-        raise _json_invalid(0, "JSON nested too deeply") from None
-
-
-def _json_invalid(position: int, error: str) -> InvalidInput:
-    return InvalidInput(
-        [
-            {
-                "type": "json_invalid",
-                "loc": ["body", position],
-                "msg": "JSON decode error",
-                "input": {},
-                "ctx": {"error": error},
-            }
-        ]
-    )
 
 
 def idempotency_key(value: str | None) -> str | None:
@@ -133,21 +98,7 @@ _topic_problem = functools.lru_cache(maxsize=4096)(topic_problem)
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes | None) -> Any:
-    if body is None:
-        raise InvalidInput.single(["body"], "Field required", None, "missing")
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput([_item(exc)]) from None
-
-
-def _item(exc: msgspec.ValidationError) -> dict[str, Any]:
-    msg, _, path = str(exc).partition(" - at `$")
-    loc: list[str | int] = ["body"]
-    loc += [m.group(1) if m.group(1) else int(m.group(2)) for m in _PATH.finditer(path.rstrip("`"))]
-    if msg.startswith("Object missing required field"):
-        return {"type": "missing", "loc": [*loc, msg.split("`")[1]], "msg": "Field required", "input": None}
-    return {"type": "value_error", "loc": loc, "msg": msg, "input": None}
+    return jsonbody.decode(body, decoder)
 
 
 def timestamp_of(received_ns: int) -> str:
