@@ -16,7 +16,8 @@ METHOD_FILE = Path(__file__).with_name("METHOD.md")
 SECTIONS = ("Side-by-side suite", "Results against the reference", "Latency against load")
 
 
-def replace_section(title: str, body: str, path: Path = PAGE) -> None:
+def replace_section(title: str, body: str, path: Path | None = None) -> None:
+    path = path or PAGE
     header = f"## {title}"
     lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks", ""]
     start = next((i for i, line in enumerate(lines) if line.strip() == header), None)
@@ -43,7 +44,8 @@ def setup_text(info: dict[str, Any], summary: dict[str, Any]) -> str:
     m = info.get("machine", {})
     cal = info.get("calibration") or {}
     lines = [
-        f"Run {info.get('started')} to {info.get('finished')}: `{' '.join(info.get('argv', []))}`.",
+        f"Run {info.get('started')} to {info.get('finished')}: "
+        f"`python -m bench.suite {' '.join(info.get('argv', [])[1:])}`, code at commit {info.get('commit')}.",
         "",
         "| | |",
         "|---|---|",

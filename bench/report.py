@@ -37,6 +37,7 @@ def summarize(info: dict[str, Any]) -> dict[str, Any]:
     return {
         "machine": info.get("machine"),
         "reference_version": info.get("reference_version"),
+        "commit": info.get("commit"),
         "started": info.get("started"),
         "finished": info.get("finished"),
         "loadavg_after": info.get("loadavg_after"),
@@ -74,3 +75,21 @@ def write_all(info: dict[str, Any], summary: dict[str, Any], plot: Path = PLOT) 
     SUMMARY_JSON.write_text(json.dumps(summary, indent=1, default=str) + "\n")
     has_plot = latency_plot(info.get("raw", {}), plot)
     docs_sections.write(info, summary, plot if has_plot else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.report RAW.json``: rebuild the summary, plot and docs from a raw run."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    p.add_argument("raw", type=Path)
+    args = p.parse_args(argv)
+    info = json.loads(args.raw.read_text())
+    summary = summarize(info)
+    print(table_text(summary))
+    write_all(info, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -68,6 +68,7 @@ class WsProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = b""
         self.upgraded = False
+        self.close_code: int | None = None  # set when the server sends a close frame
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()
         self.subscribed: asyncio.Future[bytes] = loop.create_future()
@@ -139,6 +140,7 @@ class WsProtocol(asyncio.Protocol):
             elif opcode == 9:
                 self.send(buf[start:end], 0xA)
             elif opcode == 8:
+                self.close_code = int.from_bytes(buf[start : start + 2], "big") if length >= 2 else 1005
                 self.send(buf[start : start + 2], 0x8)
                 assert self.transport is not None
                 self.transport.close()

@@ -71,6 +71,9 @@ async def run(dep: Deployment, params: Params) -> dict[str, Any]:
         await drain(sink, held, max(30.0, params.drain_timeout), stall=5.0)
         out["alive"] = sink.count
         out["alive_seconds"] = round(time.monotonic() - t0, 2)
+        closed = [c for c in subs if c.closed.done()]
+        out["closed_by_then"] = len(closed)
+        out["close_codes"] = sorted({str(c.close_code) for c in closed})
         out["alive_latency_p50_ms"] = (
             sorted(sink.latencies)[len(sink.latencies) // 2] / 1e6 if sink.latencies else None
         )

@@ -79,8 +79,10 @@ async def steady(
     fanout: int,
     drain_limit: float,
     owner: dict[str, str] | None = None,
+    batch: int = 1,
 ) -> dict[str, Any]:
-    """Single publishes at ``rate``/s for ``duration`` s, round-robin over ``topics``."""
+    """``rate`` messages/s for ``duration`` s, round-robin over ``topics``: single publishes, or
+    bulk requests of ``batch`` messages (one owner's topics only) at ``rate / batch`` requests/s."""
     headers = [json_headers((owner or {}).get(t, dep.token)) for t in topics]
     conn0 = conns[0]
     n = len(topics)
@@ -89,13 +91,22 @@ async def steady(
         topic = topics[seq % n]
         return conn0.build("POST", "/api/v1/messages", load.message_json(topic, seq), headers[seq % n])
 
+    def bulk_request(seq: int) -> bytes:
+        body = load.bulk_json(topics, seq * batch, batch)
+        return conn0.build("POST", "/api/v1/messages/bulk", body, headers[0])
+
     sink.reset()
-    sent = await load.open_loop(conns, request, rate=rate, duration=duration)
-    expected = sent["ok"] * fanout
+    if batch > 1:
+        assert owner is None, "bulk steady steps publish as one user"
+        sent = await load.open_loop(conns, bulk_request, rate=rate / batch, duration=duration)
+    else:
+        sent = await load.open_loop(conns, request, rate=rate, duration=duration)
+    expected = sent["ok"] * batch * fanout
     await drain(sink, expected, drain_limit)
     return {
         "target_publish_rate": rate,
-        "achieved_publish_rate": sent["achieved_rate"],
+        "achieved_publish_rate": sent["achieved_rate"] * batch,
+        "batch": batch,
         "publish_errors": sent["errors"],
         "expected": expected,
         "delivered": sink.count,
