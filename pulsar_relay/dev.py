@@ -48,14 +48,20 @@ def login_command(base_url: str, username: str, password: str) -> str:
     )
 
 
-def secrets_env(data: DevData, environ: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, str] | None]:
-    """The environment with a JWT secret and a bootstrap admin filled in from ``data`` where the
-    caller set none; also the (username, password) of that admin when it is ours."""
+def secrets_env(
+    data: DevData, environ: Mapping[str, str], config_file: str | None
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """The environment with a JWT secret and a bootstrap admin filled in from ``data`` where
+    neither the environment nor the config file sets one; also the (username, password) of that
+    admin when it is ours.  Raises ``ConfigError`` for a config that cannot load at all."""
+    # What the user's own settings resolve to before we add anything (the secret check aside).
+    probe_env = {**environ, "PULSAR_ALLOW_INSECURE_DEFAULTS": "1"}
+    probe = relay_config.load(environ=probe_env, config_file=config_file)
     env = dict(environ)
-    if not env.get("PULSAR_JWT_SECRET_KEY"):
+    if probe.jwt_algorithm == "HS256" and not probe.jwt_secret_key:
         env["PULSAR_JWT_SECRET_KEY"] = data.jwt_secret()
     admin: tuple[str, str] | None = None
-    if not env.get("PULSAR_BOOTSTRAP_ADMIN_USERNAME"):
+    if not probe.bootstrap_admin_username:
         admin = (ADMIN_USERNAME, data.admin_password())
         env["PULSAR_BOOTSTRAP_ADMIN_USERNAME"], env["PULSAR_BOOTSTRAP_ADMIN_PASSWORD"] = admin
     return env, admin
@@ -107,7 +113,7 @@ def run(
     data = DevData(data_dir).acquire()
     group = ProcessGroup(err)
     try:
-        env, admin = secrets_env(data, os.environ)
+        env, admin = secrets_env(data, os.environ, config_file)
         settings = relay_config.load(environ=env, config_file=config_file)
         settings, storage_note = choose_storage(settings, env, data, group, err)
         settings = msgspec.structs.replace(settings, host=host, port=port)
@@ -125,9 +131,7 @@ def run(
                 *("    " + line for line in login_command(base, *admin).splitlines()),
             ]
         else:
-            lines.append(
-                f"  admin:   {env['PULSAR_BOOTSTRAP_ADMIN_USERNAME']} (from PULSAR_BOOTSTRAP_ADMIN_*)"
-            )
+            lines.append(f"  admin:   {settings.bootstrap_admin_username} (from your settings)")
         lines.append("  Ctrl-C stops everything this command started.")
         out.write("\n".join(lines) + "\n")
         out.flush()

@@ -86,7 +86,7 @@ class Stack:
     def _start(self, timeout: float) -> None:
         if not port_is_free(self.port, self.host):
             raise StartError(f"port {self.port} on {self.host} is in use; pass --port P")
-        env, self.admin = secrets_env(self.data, self.environ)
+        env, self.admin = secrets_env(self.data, self.environ, self.config_file)
         self.valkey_url = env.get("PULSAR_VALKEY_URL", "")
         if not self.valkey_url:
             binary = server_binary()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from tests.e2e.launch import DevProcess, child_env, require_tools
@@ -126,21 +127,23 @@ def test_dev_without_a_server_binary_uses_memory_loudly_and_locks_its_data_dir(t
         dev.kill()
 
 
-async def test_dev_uses_the_given_valkey_and_admin(tmp_path: Path, valkey_url: str) -> None:
-    """dev uses PULSAR_VALKEY_URL and the bootstrap admin as given: no local Valkey, no printed password."""
-    env = child_env(
-        PULSAR_VALKEY_URL=valkey_url,
-        PULSAR_BOOTSTRAP_ADMIN_USERNAME="root",
-        PULSAR_BOOTSTRAP_ADMIN_PASSWORD="root-password",
+async def test_dev_uses_the_given_valkey_secret_and_admin(tmp_path: Path, valkey_url: str) -> None:
+    """dev keeps what the user set (Valkey URL in env; secret and admin in config.yaml): nothing generated."""
+    secret = "from-the-config-file-" + "x" * 32
+    (tmp_path / "config.yaml").write_text(
+        f"jwt_secret_key: {secret}\nbootstrap_admin_username: root\nbootstrap_admin_password: root-password\n"
     )
-    dev = DevProcess(tmp_path, env)
+    dev = DevProcess(tmp_path, child_env(PULSAR_VALKEY_URL=valkey_url))
     try:
         dev.start()
         assert "from your settings" in dev.stdout() and valkey_url in dev.stdout()
-        assert "password=" not in dev.stdout()
-        assert not (tmp_path / ".relay-data" / "valkey").exists()
+        assert "root (from your settings)" in dev.stdout() and "password=" not in dev.stdout()
+        data = tmp_path / ".relay-data"
+        assert not (data / "valkey").exists() and not (data / "jwt-secret").exists()
+        assert not (data / "admin-password").exists()
         async with httpx.AsyncClient(base_url=dev.url) as http:
-            await login(http, "root", "root-password")
+            token = await login(http, "root", "root-password")
+        assert jwt.decode(token, secret, algorithms=["HS256"])["username"] == "root"
         assert dev.interrupt() == 0, dev.output()
     finally:
         dev.kill()
