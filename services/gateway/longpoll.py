@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.node import Node
 from gateway.poll import poll
-from relaycore import ids, names
+from relaycore import ids, jsonbody, names
 from relaycore.errors import InvalidInput
 from relaycore.ids import StreamId
-from relaycore.web import JSON, current_user, validation_error
+from relaycore.web import JSON, current_user
 
 MIN_TIMEOUT = 1.0
 MAX_TIMEOUT = 60.0
@@ -26,24 +24,12 @@ class PollRequest(msgspec.Struct, kw_only=True):
     timeout: float = 30.0  # int or float seconds; clamped, not refused
 
 
+_decoder = msgspec.json.Decoder(PollRequest)
+
+
 def _node(request: Request) -> Node:
     node: Node = request.app.state.gateway
     return node
-
-
-async def _body(request: Request) -> Any:
-    # Not-JSON fails before authentication, as in the reference; field errors after it.
-    raw = await request.body()
-    if not raw:
-        raise InvalidInput([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise validation_error(exc) from None
-    except (UnicodeDecodeError, RecursionError) as exc:  # msgspec raises these, not DecodeError
-        why = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deeply"
-        msg = f"JSON decode error: {why}"
-        raise InvalidInput([{"type": "json_invalid", "loc": ["body"], "msg": msg, "input": None}]) from None
 
 
 def _validate(req: PollRequest, max_topics: int) -> tuple[list[str], dict[str, StreamId]]:
@@ -62,14 +48,11 @@ def _validate(req: PollRequest, max_topics: int) -> tuple[list[str], dict[str, S
 
 
 async def poll_endpoint(request: Request) -> Response:
-    raw = await _body(request)
+    body = jsonbody.compact(await request.body())  # not-JSON fails before authentication
     user = await current_user(request)
     node = _node(request)
     node.authorizer.require(user, "read")
-    try:
-        req = msgspec.convert(raw, PollRequest)
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc) from None
+    req = jsonbody.decode(body, _decoder)
     topics, since = _validate(req, node.settings.poll_max_topics)
     timeout = min(MAX_TIMEOUT, max(MIN_TIMEOUT, req.timeout))
     # Any non-empty since asks for catch-up, even one naming none of the topics (reference).
