@@ -87,6 +87,7 @@ def test_report_renders(run: dict[str, Any], tmp_path: Path) -> None:
     """The summary, every docs section and the plot render from a run's raw results."""
     summary = report.summarize(run)
     assert "ours" in report.table_text(summary)
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib (the bench extra)")
     assert latency_plot(run["raw"], tmp_path / "plot.png")
     for text in (
         setup_text(run, summary),
