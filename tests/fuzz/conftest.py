@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.reliability.harness import ADMIN, bearer, relay_env
+from tests.reliability.harness import ADMIN, bearer, relay_env, stop_quickly
 from tests.support.serve import RelayProcess
 from tests.support.valkey import ValkeyServer, server_binary
 
@@ -62,5 +62,5 @@ def target() -> Iterator[Target]:
         yield Target(proc, http, admin, ids[0], token)
     finally:
         http.close()
-        proc.stop()
+        stop_quickly([proc])
         valkey.cleanup()

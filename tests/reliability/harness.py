@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -79,8 +80,23 @@ class Services:
         return "\n".join(f"--- {p.service}:{p.port}\n{p.output()}" for p in self.procs)
 
     def stop(self) -> None:
-        for proc in self.procs:
-            proc.stop()
+        stop_quickly(self.procs)
+
+
+def stop_quickly(procs: Sequence[RelayProcess]) -> None:
+    """SIGTERM all, SIGKILL what is still up a second later (a graceful drain is not what these
+    tests are about), then let RelayProcess clean up its log file."""
+    running = [p.proc for p in procs if p.proc is not None and p.proc.poll() is None]
+    for child in running:
+        child.terminate()
+    for child in running:
+        try:
+            child.wait(1)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+    for proc in procs:
+        proc.stop()
 
 
 @contextlib.contextmanager
@@ -150,3 +166,9 @@ async def scrape(url: str) -> str:
         r = await c.get(url + "/metrics")
         r.raise_for_status()
         return r.text
+
+
+def full_log(proc: RelayProcess) -> str:
+    """Everything the process wrote so far (``RelayProcess.output`` keeps only the tail)."""
+    assert proc.log_path is not None
+    return Path(proc.log_path).read_text(errors="replace")
