@@ -21,6 +21,9 @@ valkey:
 	  { echo "need valkey-server or redis-server on PATH (or Docker for testcontainers)"; exit 1; }
 	@command -v haproxy >/dev/null || { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) haproxy >/dev/null; } || \
 	  echo "haproxy not installed: split-stack tests will be skipped"
+	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) docker-compose >/dev/null; } || \
+	  echo "no Compose CLI: compose checks will be skipped"
 
 lint: install
 	$(VENV)/bin/ruff check libs services pulsar_relay tests bench
