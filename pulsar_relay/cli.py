@@ -92,6 +92,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_users_create(args: argparse.Namespace) -> int:
     settings = _load(args)
     setup_logging(settings)
+    from auth.passwords import Passwords
     from auth.users import ensure_user
     from relaycore.store import open_backend
 
@@ -104,6 +105,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
                 password=args.password,
                 email=args.email,
                 permissions=args.permission or ["read"],
+                passwords=Passwords.from_settings(settings),
             )
             return f"{'created' if created else 'updated'} user {user.username} ({user.user_id})"
         finally:
