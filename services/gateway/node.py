@@ -156,7 +156,10 @@ class Node:
         elif kind == "topic":
             self.cache.drop(name)  # deleted, or re-created: its old messages are not the new ones
         for waiter in self.waiters:
-            waiter.stale.update(waiter.topics if event == "*" else [name] if name in waiter.got else [])
+            if event == "*":
+                waiter.stale.update(waiter.topics)
+            elif kind == "topic" and name in waiter.got:
+                waiter.stale.add(name)
         for session in list(self.sessions):
             if event == "*" or (kind == "user" and session.user.user_id == name):
                 self._check(session.recheck(None, refresh_user=True))

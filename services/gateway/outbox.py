@@ -23,6 +23,7 @@ class Outbox:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._items: deque[Item] = deque()
+        self._in_flight = 0  # frames the writer took and is still writing
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -30,13 +31,14 @@ class Outbox:
         self.closing: Close | None = None
 
     def __len__(self) -> int:
-        return len(self._items)
+        """Frames not yet written: queued, plus the batch the writer is writing."""
+        return len(self._items) + self._in_flight
 
     def offer(self, frame: str, born_ms: int = CONTROL) -> bool:
         """Queue without waiting; on overflow the connection is closed as a slow consumer."""
         if self.closing is not None:
             return False
-        if len(self._items) >= self.limit:
+        if len(self) >= self.limit:
             self.close(SLOW_CONSUMER)
             return False
         self._items.append((frame, born_ms))
@@ -45,7 +47,7 @@ class Outbox:
 
     async def put(self, frame: str, born_ms: int = CONTROL) -> bool:
         """Queue once the queue is at most half full; False if the connection is closing."""
-        while len(self._items) >= max(1, self.limit // 2) and self.closing is None:
+        while len(self) >= max(1, self.limit // 2) and self.closing is None:
             self._room.clear()
             await self._room.wait()
         return self.offer(frame, born_ms)
@@ -64,8 +66,11 @@ class Outbox:
         return self.closing
 
     async def take(self, idle: float) -> list[Item] | None:
-        """The next frames in order; [] after ``idle`` seconds with nothing to send; None once closing."""
+        """The next frames in order, once the previous batch is written; [] after ``idle`` seconds
+        with nothing to send; None once closing."""
+        self._in_flight = 0
         if not self._items and self.closing is None:
+            self._room.set()
             self._wake.clear()
             try:
                 async with asyncio.timeout(idle):
@@ -75,6 +80,7 @@ class Outbox:
         if self.closing is not None:
             return None
         batch = [self._items.popleft() for _ in range(min(_BATCH, len(self._items)))]
-        if len(self._items) < max(1, self.limit // 2):
+        self._in_flight = len(batch)
+        if len(self) < max(1, self.limit // 2):
             self._room.set()
         return batch

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 _delivered = metrics.messages_delivered.labels("longpoll")
 _latency = metrics.delivery_latency.labels("longpoll")
+_waiting = metrics.connections.labels("longpoll")
 
 
 class PollResponse(msgspec.Struct, kw_only=True):
@@ -84,6 +85,7 @@ async def poll(
     waiter = Waiter(topics, since, cap)
     node.add_waiter(waiter)
     start = {t: node.tailer.position(t) for t in topics}  # same step as the registration
+    _waiting.inc()
     try:
         if catch_up:
             caught: dict[str, list[StoredMessage]] = {}
@@ -106,6 +108,7 @@ async def poll(
             await asyncio.sleep(settings.poll_batch_window)
     finally:
         node.remove_waiter(waiter)
+        _waiting.dec()
     if any(waiter.got.values()):
         await _still_allowed(node, user)
     await _check(node, user, [t for t in topics if waiter.got[t]], missing, waiter)
