@@ -24,7 +24,7 @@ def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
     # Hypercorn's idle timer runs from accept until a request head is complete: tying it to
     # read_timeout cuts off clients that dribble a head byte by byte, not only silent ones.
     config.keep_alive_timeout = settings.read_timeout
-    config.read_timeout = int(settings.read_timeout)
+    config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # a float works
     # Protocol pings make browsers answer with pongs, so a WebSocket that only listens is not
     # cut off by read_timeout.
     config.websocket_ping_interval = settings.ws_ping_interval or None

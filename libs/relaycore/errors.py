@@ -9,6 +9,7 @@ gateway maps them to WebSocket frames and close codes.
     ├── BadRequest                understood, but refused by a rule                (HTTP 400)
     ├── InvalidInput              fails validation; carries FastAPI-style items    (HTTP 422)
     ├── PayloadTooLarge           body over the configured limit                   (HTTP 413)
+    ├── RequestTimeout            body not received within the read timeout        (HTTP 408)
     ├── RateLimited               too many attempts; carries retry_after seconds   (HTTP 429)
     └── Unavailable               a dependency (Valkey) is down; retry later       (HTTP 503)
 """
@@ -64,6 +65,10 @@ class InvalidInput(RelayError):
 
 class PayloadTooLarge(RelayError):
     code = "PAYLOAD_TOO_LARGE"
+
+
+class RequestTimeout(RelayError):
+    code = "REQUEST_TIMEOUT"
 
 
 class RateLimited(RelayError):

@@ -3,6 +3,7 @@ token, body limits, request metrics, and the ``/health``, ``/ready``, ``/metrics
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -39,6 +40,7 @@ _STATUS: dict[type[errors.RelayError], int] = {
     errors.BadRequest: 400,
     errors.InvalidInput: 422,
     errors.PayloadTooLarge: 413,
+    errors.RequestTimeout: 408,
     errors.RateLimited: 429,
     errors.Unavailable: 503,
 }
@@ -156,12 +158,15 @@ def _service(conn: HTTPConnection) -> str:
 
 
 class RelayMiddleware:
-    """Request ids, body-size limit (413 before the handler sees an over-long body) and metrics."""
+    """Request ids, body-size limit (413 before the handler sees an over-long body), a deadline for
+    the whole body (408: the server's read timeout is per read, so a body dribbled a byte at a time
+    would otherwise hold a request open forever) and metrics."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, body_timeout: float) -> None:
         self.app = app
         self.service = service
         self.max_body = max_body_bytes
+        self.body_timeout = body_timeout
         # How much of an over-long body is read and dropped before answering 413.  Clients that
         # send the whole body before reading (requests, httpx) otherwise get a connection reset
         # instead of the 413 (the real client retries resets forever); beyond this, we just close.
@@ -183,10 +188,22 @@ class RelayMiddleware:
             return
         seen = 0
         status = 500
+        body_deadline = asyncio.get_running_loop().time() + self.body_timeout
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # later receives wait for a disconnect, as long as they like
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise errors.RequestTimeout(
+                    f"Request body not received within {self.body_timeout:g} seconds"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
@@ -264,7 +281,14 @@ def service_app(
         routes=[*routes, *OPS_ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
-        middleware=[Middleware(RelayMiddleware, service=service, max_body_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(
+                RelayMiddleware,
+                service=service,
+                max_body_bytes=settings.max_body_bytes,
+                body_timeout=settings.read_timeout,
+            )
+        ],
     )
     app.state.relay = context
     return app

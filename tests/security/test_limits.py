@@ -155,12 +155,6 @@ async def test_request_head_dribbled_byte_by_byte_is_cut_off(limited: Relay) -> 
     assert cut_after is not None, "the server waited for a head dribbled over 4 s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP: hypercorn's read_timeout is per read and keep_alive_timeout stops at the end of the"
-    " head, so a body dribbled one byte per 0.2 s holds the request open indefinitely; needs a"
-    " body deadline (e.g. in relaycore.web.RelayMiddleware, 408 after read_timeout)",
-)
 async def test_body_dribbled_byte_by_byte_is_cut_off(limited: Relay) -> None:
     """A complete head, then a body dribbled one byte every 0.2 s: the server stops waiting
     (closes, or answers 4xx) before the client has dribbled for 4 s (four read timeouts)."""
