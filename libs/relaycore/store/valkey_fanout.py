@@ -39,12 +39,14 @@ class ValkeyFanout:
     async def read(
         self, group: str, *, count: int, block: float, pending: bool = False
     ) -> list[tuple[int, list[StoredMessage]]]:
-        streams = {self._k.log(p): ("0" if pending else ">") for p in range(self.partitions)}
-        index = {self._k.log(p).encode(): p for p in range(self.partitions)}
+        logs = [self._k.log(p) for p in range(self.partitions)]
+        index = {log.encode(): p for p, log in enumerate(logs)}
+        args: list[str | int] = ["XREADGROUP", "GROUP", group, group, "COUNT", count]
+        if not pending:
+            args += ["BLOCK", max(1, int(block * 1000))]
+        args += ["STREAMS", *logs, *(["0" if pending else ">"] * len(logs))]
         try:
-            reply = await self._r.xreadgroup(
-                group, group, streams, count=count, block=None if pending else max(1, int(block * 1000))
-            )
+            reply = await self._once(args)
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 # Removed by a peer that took this gateway for dead.  The caller must join again,
@@ -52,15 +54,33 @@ class ValkeyFanout:
                 raise Unavailable(f"consumer group {group!r} is gone; join again") from exc
             raise
         out: list[tuple[int, list[StoredMessage]]] = []
-        for stream, entries in reply or []:
+        for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:  # RESP3 | 2
             p = index[stream]
             trimmed = [i for i, f in entries if not f]
             if trimmed:  # pending entries already trimmed from the log: nothing left to deliver
                 await self._r.xack(self._k.log(p), group, *trimmed)
-            msgs = [decode(i, f) for i, f in entries if f]
+            msgs = [decode(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in entries if f]
             if msgs:
                 out.append((p, msgs))
         return out
+
+    async def _once(self, args: list[str | int]) -> Any:
+        """Send one command exactly once and return its raw reply.  The client retries commands on
+        a lost connection; for ``XREADGROUP >`` that retry would silently skip the entries Valkey
+        handed to the lost reply, stranding them in the group's pending list.  Without the retry
+        the caller sees ``Unavailable``, joins again and re-reads them from that list."""
+        pool = self._r.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_command(*args)
+            return await conn.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            await conn.disconnect(nowait=True)  # a reply may still be on its way
+            raise
+        finally:
+            await pool.release(conn)
 
     async def ack(self, group: str, partition: int, ids: Sequence[str]) -> None:
         if ids:
