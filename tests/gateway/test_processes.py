@@ -207,3 +207,23 @@ async def test_gateway_survives_a_valkey_restart_without_losing_messages(tmp_pat
             assert (await recv(ws))["type"] == "pong"
     finally:
         server.cleanup()
+
+
+async def test_a_malformed_fan_out_entry_is_skipped_not_fatal(relay_factory, valkey_url: str) -> None:
+    """An entry in a fan-out log that publish did not write is acknowledged and skipped; the
+    messages around it are delivered."""
+    async with relay_factory() as relay:
+        alice, token = await relay.user("alice")
+        ws = await relay.subscribe(token, ["jobs"])
+        r = aredis.Redis.from_url(valkey_url)
+        try:
+            await r.xadd(KEYS.log_for("jobs"), {"junk": "1"})
+        finally:
+            await r.aclose()
+        ids = await publish_direct(relay.backend, alice, "jobs", 2)
+        assert [m["message_id"] for m in await messages(ws, 2)] == ids
+
+        async def nothing_pending() -> bool:
+            return await relay.backend.fanout.lag(f"gw:{relay.node.gateway_id}") == 0
+
+        await eventually_async(nothing_pending)

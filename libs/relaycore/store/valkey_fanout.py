@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from relaycore.models import StoredMessage
 from relaycore.store._guard import guard_methods
 from relaycore.store.entries import decode
 from relaycore.valkey import Client
+
+log = logging.getLogger(__name__)
 
 
 @guard_methods
@@ -56,10 +59,17 @@ class ValkeyFanout:
         out: list[tuple[int, list[StoredMessage]]] = []
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:  # RESP3 | 2
             p = index[stream]
-            trimmed = [i for i, f in entries if not f]
-            if trimmed:  # pending entries already trimmed from the log: nothing left to deliver
-                await self._r.xack(self._k.log(p), group, *trimmed)
-            msgs = [decode(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in entries if f]
+            msgs: list[StoredMessage] = []
+            skip: list[bytes] = []  # trimmed from the log meanwhile, or not written by publish
+            for entry_id, fields in entries:
+                try:
+                    msgs.append(decode(entry_id, dict(zip(fields[::2], fields[1::2], strict=True))))
+                except (TypeError, KeyError, ValueError):
+                    if fields:
+                        log.warning("skipping malformed fan-out entry %s in %s", entry_id, stream)
+                    skip.append(entry_id)
+            if skip:  # acknowledged, or it would come back from the pending list forever
+                await self._r.xack(self._k.log(p), group, *skip)
             if msgs:
                 out.append((p, msgs))
         return out
