@@ -116,6 +116,11 @@ class FanoutLog(Protocol):
     async def lag(self, group: str) -> int: ...
     async def drop(self, group: str) -> None: ...
 
+    async def appended(self) -> int:
+        """Entries ever appended to all partition logs: messages published deployment-wide,
+        trimming notwithstanding (the operator console derives the publish rate from it)."""
+        ...
+
 
 class GatewayRegistry(Protocol):
     """Gateway liveness and counters, shared so that any gateway can report the whole deployment."""

@@ -29,6 +29,7 @@ class _Stream:
         self.ids: list[StreamId] = []
         self.items: list[StoredMessage] = []
         self.last: StreamId = ids.ZERO
+        self.added = 0  # entries ever added, as Valkey's XINFO STREAM entries-added
 
     def next_id(self) -> StreamId:
         ms = now_ms()
@@ -38,6 +39,7 @@ class _Stream:
         self.ids.append(sid)
         self.items.append(msg)
         self.last = sid
+        self.added += 1
 
     def trim(self, maxlen: int, min_id: StreamId | None = None, *, slack: bool = False) -> None:
         """Drop the oldest entries beyond ``maxlen`` and before ``min_id``.  With ``slack`` (like
@@ -376,6 +378,9 @@ class MemoryFanout:
     async def drop(self, group: str) -> None:
         for groups in self._d.groups:
             groups.pop(group, None)
+
+    async def appended(self) -> int:
+        return sum(log.added for log in self._d.logs)
 
 
 class MemoryGateways:

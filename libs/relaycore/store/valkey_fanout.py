@@ -110,6 +110,20 @@ class ValkeyFanout:
                     total += int(info.get("lag") or 0) + int(info.get("pending") or 0)
         return total
 
+    async def appended(self) -> int:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for p in range(self.partitions):
+                pipe.xinfo_stream(self._k.log(p))
+            replies = await pipe.execute(raise_on_error=False)
+        total = 0
+        for info in replies:
+            if isinstance(info, ResponseError):
+                if "no such key" not in str(info):
+                    raise info
+                continue  # nothing published to this partition yet
+            total += int(info.get("entries-added") or 0)
+        return total
+
     async def drop(self, group: str) -> None:
         for p in range(self.partitions):
             try:
