@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from auth import routes_topics, routes_users
+from auth import routes_admin, routes_console, routes_topics, routes_users
 from auth.service import AuthService
 from auth.signing import Signer
 from relaycore.config import Settings
@@ -20,8 +20,9 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         "auth",
         settings,
         context,
-        [*routes_users.routes, *routes_topics.routes],
+        [*routes_users.routes, *routes_topics.routes, *routes_admin.routes, *routes_console.routes()],
         startup=[auth.passwords.prepare, auth.bootstrap_admin],
+        shutdown=[auth.rates.stop],
     )
     app.state.auth = auth
     return app

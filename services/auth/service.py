@@ -4,13 +4,16 @@ context.  Wires; does not decide."""
 from __future__ import annotations
 
 from auth.login import Login
+from auth.overview import AdminViews
 from auth.passwords import Passwords
 from auth.ratelimit import LoginLimiter
+from auth.rates import RateRing
 from auth.signing import Signer
 from auth.topics import Topics
 from auth.users import Users, ensure_user
 from relaycore.config import Settings
 from relaycore.context import Context
+from relaycore.keys import Keys
 
 
 class AuthService:
@@ -24,6 +27,9 @@ class AuthService:
         self.login = Login(
             ctx.backend, self.passwords, self.signer, LoginLimiter(ctx.backend.counters, settings)
         )
+        # the operator console's read-only views
+        self.admin = AdminViews(ctx.backend, Keys(settings.key_prefix, settings.fanout_partitions))
+        self.rates = RateRing(ctx.backend)
 
     async def bootstrap_admin(self) -> None:
         """Create or update ``PULSAR_BOOTSTRAP_ADMIN_*`` (CONTRACT decision 14); a no-op when unset."""
