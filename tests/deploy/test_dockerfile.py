@@ -1,7 +1,9 @@
-"""deploy/Dockerfile without a Docker engine: hadolint (a real Dockerfile linter) finds nothing,
-the image is slim, non-root, health-checked and has a named services target, and its build stage
-works natively: the wheel built from exactly the context .dockerignore lets through installs and
-runs a service by its command."""
+"""deploy/Dockerfile without a Docker engine: hadolint (a real Dockerfile linter) finds nothing in
+any stage, the image is slim, non-root, health-checked and has a named services target, the
+allinone target (Valkey and the relay under supervisord, tests/allinone runs its processes) is
+non-root, health-checked on /ready and keeps its data in a volume, and the build stage works
+natively: the wheel built from exactly the context .dockerignore lets through installs and runs a
+service by its command."""
 
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def test_hadolint_finds_nothing() -> None:
 def test_services_target_is_slim_non_root_and_health_checked() -> None:
     """The services stage is python:3.11-slim with only the venv, non-root, on 8080, health-checked."""
     named = stages()
-    assert list(named) == ["build", "services"], list(named)
+    assert list(named) == ["build", "services", "allinone"], list(named)
     assert any("python:3.11-slim" in rest for k, rest in instructions() if k == "ARG")
     services = dict(named["services"])
     assert services["FROM"].startswith("${PYTHON_IMAGE}")
@@ -126,7 +128,9 @@ def test_dockerignore_sends_only_what_the_build_copies(tmp_path: Path) -> None:
     """The build context holds the wheel's sources and nothing else: no tests, no local data."""
     context = build_context(tmp_path / "context")
     top = {p.name for p in context.iterdir()}
-    assert top == {"pyproject.toml", "README.md", "libs", "services", "pulsar_relay"}, top
+    assert top == {"pyproject.toml", "README.md", "libs", "services", "pulsar_relay", "deploy"}, top
+    # From deploy/, only the allinone target's files (not compose files, HAProxy's, certificates).
+    assert {p.name for p in (context / "deploy").iterdir()} == {"allinone"}
     copied = {rest.split()[0] for k, rest in stages()["build"] if k == "COPY"}
     assert copied == {"pyproject.toml", "libs", "services", "pulsar_relay"}
 
@@ -194,3 +198,44 @@ def test_build_stage_wheel_runs_a_service_by_its_command(tmp_path: Path, valkey_
         proc.wait(10)
         if proc.stderr:
             proc.stderr.close()
+
+
+ALLINONE_FILES = ROOT / "deploy" / "allinone"
+
+
+def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
+    pairs = [item.split("=", 1) for k, rest in stage if k == "ENV" for item in rest.split()]
+    return {name: value for name, value in pairs}
+
+
+def test_allinone_target_runs_supervisord_non_root_with_a_volume_and_readiness_check() -> None:
+    """allinone is services plus Valkey and supervisord: non-root, 8080, /var/lib/valkey, /ready."""
+    stage = stages()["allinone"]
+    spec = dict(stage)
+    assert spec["FROM"] == "services AS allinone"
+    users = [rest for k, rest in stage if k == "USER"]
+    assert users[-1] == "${RELAY_UID}:${RELAY_UID}", users
+    args = dict(rest.split("=", 1) for k, rest in stage if k == "ARG" and "=" in rest)
+    assert args["RELAY_UID"] != "0" and args["VALKEY_PACKAGE"] == args["VALKEY_SERVER"] == "redis-server"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", args["SUPERVISOR_VERSION"]), "supervisor is pinned"
+    run = " ".join(rest for k, rest in stage if k == "RUN")
+    assert '"${VALKEY_PACKAGE}"' in run and '"supervisor==${SUPERVISOR_VERSION}"' in run
+    assert "/var/lib/valkey" in run and "/run/pulsar-relay" in run, "the user's writable directories"
+    assert spec["VOLUME"] == '["/var/lib/valkey"]'
+    assert spec["EXPOSE"] == "8080"
+    assert "/ready" in spec["HEALTHCHECK"]
+    assert [rest for k, rest in stage if k == "COPY"] == ["deploy/allinone/ /etc/pulsar-relay/"]
+    assert spec["ENTRYPOINT"] == '["/etc/pulsar-relay/entrypoint.sh"]'
+    assert spec["CMD"] == '["supervisord", "-c", "/etc/pulsar-relay/supervisord.conf"]'
+    for name in ("entrypoint.sh", "supervisord.conf", "valkey.conf", "wait-for-storage"):
+        assert (ALLINONE_FILES / name).is_file(), name
+
+
+def test_allinone_environment_matches_the_entrypoint_defaults() -> None:
+    """Image ENV and entrypoint defaults agree, so `docker exec ... supervisorctl` finds the same paths."""
+    image = env_of(stages()["services"]) | env_of(stages()["allinone"])
+    image["RELAY_VALKEY_SERVER"] = image["RELAY_VALKEY_SERVER"].replace("${VALKEY_SERVER}", "redis-server")
+    defaults = dict(re.findall(r"\$\{(\w+):=([^}]*)\}", (ALLINONE_FILES / "entrypoint.sh").read_text()))
+    assert {name: image.get(name) for name in defaults} == defaults
+    assert image["PULSAR_VALKEY_HOST"] == "127.0.0.1" and "PULSAR_VALKEY_URL" not in image
+    assert "PULSAR_JWT_SECRET_KEY" not in image, "no secret baked into the image"
