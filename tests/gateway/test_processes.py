@@ -224,6 +224,6 @@ async def test_a_malformed_fan_out_entry_is_skipped_not_fatal(relay_factory, val
         assert [m["message_id"] for m in await messages(ws, 2)] == ids
 
         async def nothing_pending() -> bool:
-            return await relay.backend.fanout.lag(f"gw:{relay.node.gateway_id}") == 0
+            return bool(await relay.backend.fanout.lag(f"gw:{relay.node.gateway_id}") == 0)
 
         await eventually_async(nothing_pending)
