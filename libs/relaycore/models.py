@@ -68,6 +68,13 @@ class Topic(msgspec.Struct, kw_only=True):
             or user.user_id in self.allowed_user_ids
         )
 
+    def can_read_messages(self, user: User) -> bool:
+        """Messages of a public topic need the global ``read`` permission (CONTRACT decision 3);
+        owners, grantees and admins read without it, as in the reference."""
+        if user.is_admin or self.owner_id == user.user_id or user.user_id in self.allowed_user_ids:
+            return True
+        return self.is_public and user.has("read")
+
     def can_write(self, user: User) -> bool:
         return user.is_admin or self.owner_id == user.user_id
 

@@ -52,7 +52,7 @@ async def history_endpoint(request: Request) -> Response:
     topic = await node.authorizer.topic(name)
     if topic is None:
         raise NotFound(f"Topic '{name}' not found")
-    if not topic.can_read(user):
+    if not topic.can_read_messages(user):
         raise Forbidden(f"Access denied to topic '{name}'")
     if order not in ("asc", "desc"):
         raise BadRequest("Order must be 'asc' or 'desc'")

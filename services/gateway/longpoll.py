@@ -60,5 +60,4 @@ async def poll_endpoint(request: Request) -> Response:
 
 
 async def stats_endpoint(request: Request) -> Response:
-    await current_user(request)
-    return JSON(await _node(request).deployment_stats())
+    return JSON(await _node(request).deployment_stats(await current_user(request)))

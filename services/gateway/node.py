@@ -176,18 +176,21 @@ class Node:
         counters = {"active_waiters": len(self.waiters), "websocket_connections": len(self.sessions)}
         return counters, self.hub.counts()
 
-    async def deployment_stats(self) -> dict[str, Any]:
-        """Every live gateway's numbers summed, with this gateway's taken live."""
+    async def deployment_stats(self, viewer: User) -> dict[str, Any]:
+        """Every live gateway's numbers summed, with this gateway's taken live.  Per-topic counts
+        name only the topics ``viewer`` may read (all of them for an admin): a private topic's name
+        is not for outsiders.  The totals cover the whole deployment."""
         rows = [r for r in await self.backend.gateways.stats() if r[0] != self.gateway_id]
         rows.append((self.gateway_id, *self.snapshot()))
         topics: dict[str, int] = {}
         for _, _, counts in rows:
             for t, n in counts.items():
                 topics[t] = topics.get(t, 0) + n
+        hidden = set(await self.authorizer.denied_reads(viewer, list(topics)))
         return {
             "active_waiters": sum(c.get("active_waiters", 0) for _, c, _ in rows),
             "subscribed_topics": sum(1 for n in topics.values() if n > 0),
-            "topic_subscriber_counts": dict(sorted(topics.items())),
+            "topic_subscriber_counts": {t: n for t, n in sorted(topics.items()) if t not in hidden},
             "websocket_connections": sum(c.get("websocket_connections", 0) for _, c, _ in rows),
             "gateways": len(rows),
         }

@@ -133,7 +133,7 @@ async def test_limit_rules(relay: Relay) -> None:
 async def test_errors_in_reference_order(relay: Relay) -> None:
     """401 without a token; 404 unknown topic; 403 someone's private topic; 400 bad order; 422 bad cursor."""
     owner, owner_token = await relay.user("owner")
-    _, bob = await relay.user("bob", ["write"])  # no global read needed for history
+    _, bob = await relay.user("bob", ["read"])
     await make_topic(relay, owner, "private")
     await make_topic(relay, owner, "public", public=True)
     base = f"{relay.gateway}/api/v1/topics"
@@ -163,6 +163,21 @@ async def test_grant_opens_history_to_the_grantee(any_relay: Relay) -> None:
     await relay.backend.topics.grant("shared", bob.user_id)
     await relay.ctx.authorizer.notify("topic:shared")
     assert ns(await page(relay, bob_token, "shared")) == [1, 0]
+
+
+async def test_public_history_needs_the_read_permission(any_relay: Relay) -> None:
+    """A public topic's messages are readable by any user with ``read``, not by one without it
+    (CONTRACT decision 3); the owner needs no global ``read`` for its own topic."""
+    relay = any_relay
+    owner, owner_token = await relay.user("owner", ["write"])
+    _, reader = await relay.user("reader", ["read"])
+    _, writer = await relay.user("writer", ["write"])
+    await make_topic(relay, owner, "open", public=True)
+    await publish_direct(relay.backend, owner, "open", 1)
+    url = f"{relay.gateway}/api/v1/topics/open/messages"
+    assert (await relay.http.get(url, headers=bearer(writer))).status_code == 403
+    assert ns(await page(relay, reader, "open")) == [0]
+    assert ns(await page(relay, owner_token, "open")) == [0]
 
 
 async def publish_expired(relay: Relay, user: User, topic: str) -> str:

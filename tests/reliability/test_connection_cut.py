@@ -104,13 +104,6 @@ async def _raw_publish_then_cut(admin: aredis.Redis, topic: str, tailer_addr: st
     return mid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: relaycore.valkey.connect() retries every command on ConnectionError, so the tailer's"
-    " XREADGROUP '>' is silently re-sent after a cut; entries already handed to the lost connection"
-    " stay in the group's pending list and are never dispatched (the tailer only re-reads pending"
-    " entries after an Unavailable, i.e. a re-join)",
-)
 async def test_tailer_cut_after_delivery_leaves_no_gap(
     private_valkey: ValkeyServer, relay_procs: Services
 ) -> None:

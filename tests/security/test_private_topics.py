@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.reliability.harness import bearer
 from tests.security.conftest import Relay, recv
 
@@ -67,12 +65,6 @@ async def test_outsider_reads_nothing_of_a_private_topic_on_any_path(relay: Rela
     assert (await relay.http.get("/api/v1/topics/stats", headers=bearer(outsider))).status_code == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CONTRACT QUESTION: /messages/poll/stats lists every subscribed topic's name and subscriber"
-    " count to any authenticated user (the reference does the same, and the Pulsar harness reads it),"
-    " so the names of private topics someone is subscribed to are visible to users who cannot read them",
-)
 async def test_poll_stats_do_not_name_private_topics_to_outsiders(relay: Relay) -> None:
     """While the owner is subscribed to its private topic, an outsider's stats do not name it."""
     owner, outsider = await _setup(relay)
