@@ -21,6 +21,7 @@ JS_DIR = Path(__file__).with_name("js")
 DRIVER = JS_DIR / "driver.js"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(ROOT) / "test-artifacts" / "console"
+SAFETY_NET = 90  # seconds for one command; the driver's own timeouts (20 s) come first
 # The Makefile runs the same line; the version is pinned in js/package.json.
 NPM_INSTALL = ["npm", "install", "--prefix", str(JS_DIR), "--no-audit", "--no-fund", "--no-package-lock"]
 
@@ -66,13 +67,15 @@ class Browser:
         )
         return cls(proc)
 
-    async def call(self, op: str, page: int = 0, timeout: float = 60, **args: Any) -> Any:
+    async def call(self, op: str, page: int = 0, **args: Any) -> Any:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._next += 1
         ident = self._next
-        self.proc.stdin.write(json.dumps({"id": ident, "op": op, "page": page, "args": args}).encode() + b"\n")
+        self.proc.stdin.write(
+            json.dumps({"id": ident, "op": op, "page": page, "args": args}).encode() + b"\n"
+        )
         await self.proc.stdin.drain()
-        async with asyncio.timeout(timeout):  # a safety net: the driver's own timeouts come first
+        async with asyncio.timeout(SAFETY_NET):
             while True:
                 line = await self.proc.stdout.readline()
                 if not line:

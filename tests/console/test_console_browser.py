@@ -16,7 +16,9 @@ from tests.console.conftest import ADMIN, bearer, login
 from tests.support.serve import RelayProcess
 
 
-async def publish(http: httpx.AsyncClient, token: str, topic: str, payload: dict[str, Any], **meta: str) -> str:
+async def publish(
+    http: httpx.AsyncClient, token: str, topic: str, payload: dict[str, Any], **meta: str
+) -> str:
     body: dict[str, Any] = {"topic": topic, "payload": payload}
     if meta:
         body["metadata"] = meta
@@ -44,7 +46,9 @@ async def wait_text(b: Browser, selector: str, expected: str) -> None:
         raise AssertionError(f"{selector}: expected {expected!r}, shows {shown!r}") from None
 
 
-async def test_admin_walks_through_every_page(relay: RelayProcess, http: httpx.AsyncClient, browser: Browser) -> None:
+async def test_admin_walks_through_every_page(
+    relay: RelayProcess, http: httpx.AsyncClient, browser: Browser
+) -> None:
     """An admin signs in, creates a user, grants a topic, sees a published message in the live tail,
     and finds the real numbers on the overview, topics and gateways pages."""
     b = browser
@@ -133,7 +137,9 @@ async def test_admin_walks_through_every_page(relay: RelayProcess, http: httpx.A
     assert b.page_errors() == []
 
 
-async def test_admin_revokes_and_deactivates(relay: RelayProcess, http: httpx.AsyncClient, browser: Browser) -> None:
+async def test_admin_revokes_and_deactivates(
+    relay: RelayProcess, http: httpx.AsyncClient, browser: Browser
+) -> None:
     """Revoking a grant and deactivating a user from the users page take effect in the relay."""
     b = browser
     admin = await login(http)
@@ -180,7 +186,7 @@ async def test_non_admin_is_refused(relay: RelayProcess, http: httpx.AsyncClient
     error = await b.call("text", selector="#login-error")
     assert "bob is not an administrator" in error
     assert await b.call("evaluate", body="return sessionStorage.length") == 0
-    assert (await b.call("url")).endswith("/console/login")
+    assert "/console/login?" in await b.call("url")
     await b.screenshot("refused")
 
     # a bob token smuggled into the session does not get past /auth/me

@@ -48,13 +48,13 @@ export function drawChart(canvas, series, { windowMs, now = Date.now() }) {
   }
   g.textAlign = "center";
   g.textBaseline = "top";
-  const minutes = Math.round(windowMs / 60000);
-  const step = minutes > 6 ? 2 : 1;
-  for (let m = minutes; m >= 0; m -= step) {
-    const xx = Math.round(x(now - m * 60000)) + 0.5;
+  const step = [15, 30, 60, 120, 300].find((s) => windowMs / 1000 / s <= 6) || 600;
+  for (let back = Math.floor(windowMs / 1000 / step) * step; back >= 0; back -= step) {
+    const xx = Math.round(x(now - back * 1000)) + 0.5;
     g.strokeStyle = rule;
     g.beginPath(); g.moveTo(xx, pad.top + h); g.lineTo(xx, pad.top + h + 4); g.stroke();
-    g.fillText(m === 0 ? "now" : `−${m} min`, xx, pad.top + h + 8);
+    const label = back === 0 ? "now" : back < 60 || back % 60 ? `−${back} s` : `−${back / 60} min`;
+    g.fillText(label, xx, pad.top + h + 8);
   }
   g.strokeStyle = ink;
   g.beginPath(); g.moveTo(pad.left, pad.top + h + 0.5); g.lineTo(pad.left + w, pad.top + h + 0.5); g.stroke();

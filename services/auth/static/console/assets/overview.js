@@ -34,7 +34,11 @@ async function refreshRates() {
     ...s,
     points: rates.samples.map((p) => [p[0], p[1] > 0 ? p[s.key] / p[1] : 0]),
   }));
-  drawChart(canvas, series, { windowMs: rates.window_seconds * 1000 });
+  // The axis spans the samples there are (at least two minutes), up to the whole window.
+  const first = rates.samples[0];
+  const span = first ? Date.now() - (first[0] - first[1] * 1000) : 0;
+  const windowMs = Math.min(rates.window_seconds * 1000, Math.max(120000, Math.ceil(span / 60000) * 60000));
+  drawChart(canvas, series, { windowMs });
   const last = rates.samples[rates.samples.length - 1];
   fill(document.getElementById("legend"), series.map((s) => {
     const now = last && last[1] > 0 ? last[s.key] / last[1] : 0;
@@ -45,7 +49,7 @@ async function refreshRates() {
   }));
   const where = rates.delivered_source === "gateways"
     ? "delivered: the gateways' heartbeat counters"
-    : "delivered: this process's relay_messages_delivered_total (every gateway of `pulsar-relay serve all`)";
+    : "delivered: this process's relay_messages_delivered_total (all of it when the gateway runs in the same process, as in pulsar-relay serve all)";
   document.getElementById("rates-note").textContent =
     `One point every ${rates.interval_seconds} s over the last ${rates.window_seconds / 60} min, sampled since this console was first opened on this server. ` +
     `Published: fan-out log appends (whole deployment); ${where}.`;
