@@ -103,6 +103,8 @@ class OneContainer:
             )
         self.until(self.ready, timeout, "the relay answers /ready")
         self.until(self.settled, timeout, "supervisord counts its programs as started")
+        for program in self.states():
+            self.pid(program)  # remembered for close()
         return self
 
     def settled(self) -> bool:
@@ -171,10 +173,15 @@ class OneContainer:
         return self.proc.wait(timeout)
 
     def close(self) -> None:
-        """Whatever is still running after a failed test: supervisord first, then its children."""
+        """Whatever is still running after a failed test: supervisord stops its children on
+        SIGTERM; only if it does not, it and then every child it ran are killed."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.proc.terminate()
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         ports = {self.env["PULSAR_PORT"], self.env["PULSAR_VALKEY_PORT"]}
         for pid in self.seen:
             # Only a child of ours still running (its command line, or the title Valkey gives
