@@ -28,8 +28,8 @@ async def publish(
     return message_id
 
 
-async def sign_in(b: Browser, relay: RelayProcess, username: str, password: str) -> None:
-    await b.call("goto", url=f"{relay.url}/console")
+async def sign_in(b: Browser, base_url: str, username: str, password: str) -> None:
+    await b.call("goto", url=f"{base_url}/console")
     await b.call("waitForUrl", path="/console/login")
     await b.call("fill", selector="#username", value=username)
     await b.call("fill", selector="#password", value=password)
@@ -62,7 +62,7 @@ async def test_admin_walks_through_every_page(
     await b.call("waitForUrl", path="/console/login")
     await b.call("waitFor", selector="#username")
     await b.screenshot("login")
-    await sign_in(b, relay, *ADMIN)
+    await sign_in(b, relay.url, *ADMIN)
     await b.call("waitForUrl", path="/console/overview")
     await wait_text(b, "[data-total=messages] .stat-value", "4")
     await wait_text(b, "[data-total=topics] .stat-value", "2")
@@ -154,7 +154,7 @@ async def test_admin_revokes_and_deactivates(
     assert r.status_code == 201
     carol_token = await login(http, "carol", "carol-password-1")
 
-    await sign_in(b, relay, *ADMIN)
+    await sign_in(b, relay.url, *ADMIN)
     await b.call("waitForUrl", path="/console/overview")
     await b.call("goto", url=f"{relay.url}/console/users")
     await b.call("click", selector="tr[data-user=carol] [data-grant=jobs] button")
@@ -181,7 +181,7 @@ async def test_non_admin_is_refused(relay: RelayProcess, http: httpx.AsyncClient
         headers=bearer(admin),
     )
     assert r.status_code == 201
-    await sign_in(b, relay, "bob", "bob-password-1")
+    await sign_in(b, relay.url, "bob", "bob-password-1")
     await b.call("waitFor", selector="#login-error:not([hidden])")
     error = await b.call("text", selector="#login-error")
     assert "bob is not an administrator" in error
@@ -203,6 +203,6 @@ async def test_non_admin_is_refused(relay: RelayProcess, http: httpx.AsyncClient
     assert await b.call("count", selector="tr[data-user]") == 0
 
     # wrong password: a clear message, still on the login page
-    await sign_in(b, relay, ADMIN[0], "not-the-password")
+    await sign_in(b, relay.url, ADMIN[0], "not-the-password")
     await b.call("waitFor", selector="#login-error:not([hidden])")
     assert "Incorrect username or password" in await b.call("text", selector="#login-error")
