@@ -3,34 +3,21 @@ dev`` as a child process in a temporary working directory, and the environment t
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pulsar_relay.localvalkey import server_binary
 from pulsar_relay.stack import Stack
+from tests.support.serve import child_env, wait_healthy
 from tests.support.valkey import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE_PATH = os.pathsep.join(str(ROOT / p) for p in ("libs", "services", "."))
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The test's environment for relay children: the source tree importable, no stray relay
-    settings inherited from whoever runs the tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSAR_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_PATH, os.environ.get("PYTHONPATH", "")]))
-    return env | extra
 
 
 def require_tools(*, haproxy: bool) -> None:
@@ -92,17 +79,8 @@ class DevProcess:
                 stdout=out,
                 stderr=err,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"dev exited {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"dev did not become healthy:\n{self.output()}")
+        wait_healthy(self.url, self.proc, self.output, timeout)
+        return self
 
     def stdout(self) -> str:
         return self.out.read_text(errors="replace") if self.out.exists() else ""

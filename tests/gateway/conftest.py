@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -190,7 +189,6 @@ def gateway_env(valkey_url: str, gateway_id: str, **extra: str) -> dict[str, str
         "PULSAR_GATEWAY_HEARTBEAT_INTERVAL": "0.2",
         "PULSAR_TAIL_BLOCK": "0.2",
         "PULSAR_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": os.pathsep.join(["libs", "services", "."]),
         **extra,
     }
 

@@ -4,7 +4,6 @@ fresh memory backend, with helpers for users, HTTP clients and reading Valkey ke
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +101,6 @@ def process_env(valkey_url: str, settings: Settings) -> dict[str, str]:
     """Environment for a ``pulsar-relay serve`` child on the given Valkey; PYTHONPATH makes it
     work from a plain checkout as well as from an installed package."""
     return {
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("libs", "services", ".")),
         "PULSAR_JWT_SECRET_KEY": TEST_SECRET,
         "PULSAR_STORAGE_BACKEND": "valkey",
         "PULSAR_VALKEY_URL": valkey_url,

@@ -29,7 +29,6 @@ def relay_env(valkey_url: str, **extra: str) -> dict[str, str]:
     """Environment for a relay child: the source tree importable, fast heartbeats and tailing,
     cheap password hashing, a bootstrap admin, and ``extra`` on top."""
     return {
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("libs", "services", ".")),
         "PULSAR_JWT_SECRET_KEY": TEST_SECRET,
         "PULSAR_STORAGE_BACKEND": "valkey",
         "PULSAR_VALKEY_URL": valkey_url,

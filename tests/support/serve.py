@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 from hypercorn.asyncio import serve
@@ -26,10 +26,26 @@ SOURCE_PATH = os.pathsep.join(os.path.join(ROOT, p) for p in ("libs", "services"
 
 
 def child_env(**overrides: str) -> dict[str, str]:
-    """The environment for a ``python -m pulsar_relay`` child: ours, the source tree first on
-    PYTHONPATH, then ``overrides``."""
-    path = os.pathsep.join(filter(None, [SOURCE_PATH, os.environ.get("PYTHONPATH", "")]))
-    return {**os.environ, "PYTHONPATH": path, **overrides}
+    """The environment for a ``python -m pulsar_relay`` child: ours without stray ``PULSAR_*``
+    settings from whoever runs the tests, the source tree first on PYTHONPATH, then ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSAR_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_PATH, os.environ.get("PYTHONPATH", "")]))
+    return env | overrides
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], output: Callable[[], str], timeout: float) -> None:
+    """Poll ``url``/health until it answers 200; fail with the child's output if it exits or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"child exited with {proc.returncode}:\n{output()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"child did not become healthy within {timeout:g} s:\n{output()}")
 
 
 @contextlib.asynccontextmanager
@@ -113,17 +129,8 @@ class RelayProcess:
             stderr=subprocess.STDOUT,
         )
         os.close(fd)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.service} exited: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.service} did not become healthy: {self.output()}")
+        wait_healthy(self.url, self.proc, self.output, timeout)
+        return self
 
     def output(self) -> str:
         if self.log_path is None:
