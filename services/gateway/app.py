@@ -25,4 +25,5 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     ]
     app = service_app("gateway", settings, context, routes, startup=[node.start], shutdown=[node.stop])
     app.state.gateway = node
+    app.state.drain = node.drain  # pulsar_relay.server calls it on SIGTERM, before the grace period
     return app

@@ -89,7 +89,9 @@ class Node:
         with contextlib.suppress(TimeoutError):  # Valkey down at start: requests wait, then 503
             await asyncio.wait_for(self.tailer.ready.wait(), self.settings.valkey_timeout)
 
-    async def stop(self) -> None:
+    async def drain(self) -> None:
+        """Close every WebSocket with 1001 (going away) and give them a moment to go.  Called as
+        soon as the process is asked to stop, so clients reconnect elsewhere at once."""
         for session in list(self.sessions):
             session.outbox.close(protocol.GOING_AWAY)
         if self.sessions:
@@ -97,6 +99,9 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_GRACE):
                     await self._drained.wait()
+
+    async def stop(self) -> None:
+        await self.drain()
         for task in [*self._tasks, *self._checks]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._checks, return_exceptions=True)
