@@ -31,8 +31,8 @@ export PULSAR_HOST PULSAR_PORT PULSAR_VALKEY_PORT RELAY_VALKEY_SERVER RELAY_VALK
 
 # Every other setting is checked by the relay's own loader, so a weak secret or a typo in a
 # PULSAR_* value is reported here rather than by a relay that supervisord restarts in a loop.  It
-# also says where the settings point storage: "local" (loopback Valkey without URL), and whether a
-# password or TLS is configured.
+# also says where the settings point storage: "local" (a loopback Valkey, no URL, no cluster), and
+# whether a password or TLS is configured.
 storage=$(
     python3 - <<'PY'
 import sys
@@ -43,7 +43,12 @@ try:
     s = config.load()
 except config.ConfigError as exc:
     sys.exit(f"pulsar-relay: configuration error: {exc}")
-local = s.storage_backend == "valkey" and not s.valkey_url and s.valkey_host in ("localhost", "127.0.0.1", "::1")
+local = (
+    s.storage_backend == "valkey"
+    and not s.valkey_url
+    and not getattr(s, "valkey_cluster_nodes", "")  # a cluster is always elsewhere
+    and s.valkey_host in ("localhost", "127.0.0.1", "::1")
+)
 print("local" if local else "elsewhere", "secured" if s.valkey_password or s.valkey_use_tls else "plain")
 PY
 ) || exit 64
