@@ -91,7 +91,7 @@ class AdminViews:
     async def _gateways(self) -> list[GatewayRow]:
         b = self._backend
         seen = await b.gateways.live()
-        stats = sorted(await b.gateways.stats())
+        stats = sorted(await b.gateways.stats(), key=lambda row: row[0])
         lags = await _each(self._lag, [g for g, _, _ in stats])
         now = now_ms()
         rows = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
 
@@ -58,7 +59,10 @@ class RateRing:
     def ensure_running(self) -> None:
         """Start sampling (once); the console calls this, so idle relays do no extra work."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="console-rates")
+            # A fresh context: the sampler outlives the request that started it (and its log id).
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="console-rates", context=contextvars.Context()
+            )
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -206,3 +206,43 @@ async def test_non_admin_is_refused(relay: RelayProcess, http: httpx.AsyncClient
     await sign_in(b, relay.url, ADMIN[0], "not-the-password")
     await b.call("waitFor", selector="#login-error:not([hidden])")
     assert "Incorrect username or password" in await b.call("text", selector="#login-error")
+
+
+async def test_tail_says_when_the_websocket_is_refused(
+    relay: RelayProcess, http: httpx.AsyncClient, browser: Browser
+) -> None:
+    """An admin without the read permission gets a clear refusal in the live tail, not a retry loop."""
+    b = browser
+    admin = await login(http)
+    r = await http.post(
+        "/auth/register",
+        json={"username": "ops", "password": "ops-password-1", "permissions": ["admin"]},
+        headers=bearer(admin),
+    )
+    assert r.status_code == 201
+    await sign_in(b, relay.url, "ops", "ops-password-1")
+    await b.call("waitForUrl", path="/console/overview")
+    await b.call("goto", url=f"{relay.url}/console/tail?topic=jobs")
+    await b.call("waitFor", selector="#status[data-state=error]")
+    assert "read permission" in await b.call("text", selector="#status")
+
+
+async def test_expired_session_returns_to_login(relay: RelayProcess, browser: Browser) -> None:
+    """A session past its expiry sends the page to the login form, which says why and comes back."""
+    b = browser
+    await sign_in(b, relay.url, *ADMIN)
+    await b.call("waitForUrl", path="/console/overview")
+    expire = (
+        "const k = 'pulsar-relay-console'; const s = JSON.parse(sessionStorage.getItem(k));"
+        "s.expiresAt = Date.now() - 1; sessionStorage.setItem(k, JSON.stringify(s));"
+    )
+    await b.call("evaluate", body=expire)
+    await b.call("goto", url=f"{relay.url}/console/gateways")
+    await b.call("waitForUrl", path="/console/login")
+    await b.call("waitFor", selector="#login-error:not([hidden])")
+    assert "session has ended" in await b.call("text", selector="#login-error")
+    await b.call("fill", selector="#username", value=ADMIN[0])
+    await b.call("fill", selector="#password", value=ADMIN[1])
+    await b.call("click", selector="#login-form button[type=submit]")
+    await b.call("waitForUrl", path="/console/gateways")
+    await b.call("waitFor", selector="tr[data-gateway=gw-console-test]")

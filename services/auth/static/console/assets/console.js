@@ -118,15 +118,22 @@ export function every(ms, fn) {
 
 // Every page but the login page: a live admin session, or back to the login page.
 export async function start() {
+  const stored = sessionStorage.getItem(KEY) !== null;
   const s = session();
-  if (!s) { signOut(); return null; }
+  if (!s) { signOut(stored ? "expired" : undefined); return null; }
   document.querySelector(`[data-nav="${document.body.dataset.page}"]`)?.setAttribute("aria-current", "page");
   document.getElementById("who").textContent = s.username;
   document.getElementById("signout").addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
     location.assign("/console/login");
   });
-  const me = await api("/auth/me");
+  let me;
+  try {
+    me = await api("/auth/me");
+  } catch (e) {
+    if (e.status !== 401) flash(`The relay did not answer: ${e.message}`, "error");
+    return null;
+  }
   if (!me.permissions.includes("admin")) { signOut("forbidden"); return null; }
   document.body.classList.add("ready");
   return s;

@@ -68,10 +68,12 @@ function connect() {
   if (!s) { signOut("expired"); return; }
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/ws`, ["bearer", `bearer.${s.token}`]);
+  let opened = false;
   socket = ws;
   setStatus("connecting", `Connecting to ${topic}…`);
   ws.onopen = () => {
-    const frame = { type: "subscribe", topics: [topic], client_id: `console-${crypto.randomUUID()}` };
+    opened = true;
+    const frame = { type: "subscribe", topics: [topic] };
     if (lastId) frame.since = { [topic]: lastId };
     ws.send(JSON.stringify(frame));
   };
@@ -86,6 +88,12 @@ function connect() {
     socket = null;
     const why = `${event.code}${event.reason ? ` ${event.reason}` : ""}`;
     if (event.code === 4001) { signOut("expired"); return; }
+    if (!opened && retry === 0) {
+      // Browsers report a refused handshake (HTTP 403) as 1006 without a reason.
+      stopButton.disabled = true;
+      setStatus("error", "The relay refused the WebSocket (the account needs the read permission)");
+      return;
+    }
     if (RECONNECT.has(event.code) && retry < 8) {
       const wait = Math.min(30, 2 ** retry++);
       setStatus("connecting", `Closed (${why}); reconnecting in ${wait} s…`);
