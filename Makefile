@@ -21,6 +21,8 @@ valkey:
 	  { echo "need valkey-server or redis-server on PATH (or Docker for testcontainers)"; exit 1; }
 	@command -v haproxy >/dev/null || { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) haproxy >/dev/null; } || \
 	  echo "haproxy not installed: split-stack tests will be skipped"
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) chromium fonts-dejavu-core >/dev/null; } || \
+	  echo "chromium not installed: console browser tests will be skipped"
 	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || \
 	  { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) docker-compose >/dev/null; } || \
 	  echo "no Compose CLI: compose checks will be skipped"
@@ -38,8 +40,9 @@ typecheck: install
 
 # The `ws` package for running the seed README's JavaScript examples in Node (skipped without node).
 js:
-	@command -v npm >/dev/null && npm install --silent --prefix tests/compat/js --no-audit --no-fund --no-package-lock || \
-	  echo "npm not found: the JavaScript example tests will be skipped"
+	@command -v npm >/dev/null && npm install --silent --prefix tests/compat/js --no-audit --no-fund --no-package-lock && \
+	  npm install --silent --prefix tests/console/js --no-audit --no-fund --no-package-lock || \
+	  echo "npm not found: the JavaScript example and console browser tests will be skipped"
 
 test: install valkey js lint typecheck
 	$(PY) -m pytest
