@@ -68,3 +68,11 @@ cache_hits = Counter(
     ["source"],
     registry=REGISTRY,
 )
+
+
+def delivered_total() -> int:
+    """This process's ``relay_messages_delivered_total``, summed over transports."""
+    total = 0.0
+    for family in messages_delivered.collect():
+        total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return int(total)

@@ -29,14 +29,6 @@ WINDOW = 600.0  # seconds of history kept
 _DELIVERED = "messages_delivered"
 
 
-def process_delivered() -> int:
-    """This process's ``relay_messages_delivered_total``, summed over transports."""
-    total = 0.0
-    for family in metrics.messages_delivered.collect():
-        total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return int(total)
-
-
 def _increase(before: int | None, after: int) -> int:
     # A counter that went down was reset (a restarted gateway, a flushed Valkey): count from zero.
     if before is None:
@@ -96,7 +88,7 @@ class RateRing:
         published = await self._backend.fanout.appended()
         beats = {g: c[_DELIVERED] for g, c, _ in await self._backend.gateways.stats() if _DELIVERED in c}
         source = "gateways" if beats else "process"
-        delivered_now = beats if beats else {"": process_delivered()}
+        delivered_now = beats if beats else {"": metrics.delivered_total()}
         at = now_ms()
         if self._at is not None and source == self.source:
             delivered = sum(_increase(self._delivered.get(g), n) for g, n in delivered_now.items())

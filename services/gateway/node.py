@@ -20,6 +20,7 @@ from gateway.presence import Presence
 from gateway.replay import Replay
 from gateway.session import Session
 from gateway.tailer import Tailer
+from relaycore import metrics
 from relaycore.context import Context
 from relaycore.errors import Unavailable
 from relaycore.keys import Keys
@@ -178,7 +179,18 @@ class Node:
 
     # --- numbers -------------------------------------------------------------------------------
     def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
-        counters = {"active_waiters": len(self.waiters), "websocket_connections": len(self.sessions)}
+        """(counters, per-topic subscribers) for the heartbeat.  Counters also carry the messages
+        delivered so far and, as ``longpoll:<topic>``, the waiting polls per topic (the rest of a
+        topic's subscribers are WebSockets); readers ignore keys they do not know."""
+        counters = {
+            "active_waiters": len(self.waiters),
+            "websocket_connections": len(self.sessions),
+            "messages_delivered": metrics.delivered_total(),
+        }
+        for waiter in self.waiters:
+            for topic in waiter.topics:
+                key = f"longpoll:{topic}"
+                counters[key] = counters.get(key, 0) + 1
         return counters, self.hub.counts()
 
     async def deployment_stats(self, viewer: User) -> dict[str, Any]:

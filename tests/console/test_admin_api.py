@@ -172,8 +172,9 @@ async def test_overview_counts_subscribers_per_transport_and_gateway(http: httpx
             body = await until(overview, lambda b: b["totals"]["active_waiters"] == 1)
             topics = {t["topic_name"]: t for t in body["topics"]}
             assert topics["news"]["subscribers"] == 2 and topics["jobs"]["subscribers"] == 1
-            # the heartbeat carries one total per topic: with a long-poll waiting, the split is unknown
-            assert topics["news"]["subscribers_by_transport"] is None
+            # the heartbeat reports waiting polls per topic, so the split stays exact
+            assert topics["news"]["subscribers_by_transport"] == {"websocket": 1, "longpoll": 1}
+            assert topics["jobs"]["subscribers_by_transport"] == {"websocket": 1, "longpoll": 0}
             assert body["gateways"][0]["active_waiters"] == 1
             assert body["totals"]["subscriptions"] == 3
         finally:
