@@ -70,6 +70,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     valkey_tls_ca_file: str = ""
     valkey_pool_size: int = 100
     valkey_timeout: float = 5 * SECONDS
+    # Valkey Cluster seeds ("host:port,host:port"); set, the relay uses the cluster client.  A
+    # valkey+cluster://host:port[,host:port] URL in valkey_url does the same.
+    valkey_cluster_nodes: str = ""
     # Keys live under this prefix; change it to share one Valkey between relays.
     key_prefix: str = "relay"
     persistent_tier_retention: float = 24 * HOURS
@@ -78,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     fanout_partitions: int = 16
     # The fan-out logs only serve live tailing and gateway restarts, so they stay short.
     fanout_log_maxlen: int = 100_000
+    # Replicas that must have a publish before it is acknowledged (WAIT after the script); 0 = none.
+    publish_wait_replicas: int = 0
+    publish_wait_timeout: float = 1 * SECONDS
 
     # --- request limits
     max_body_bytes: int = 1 * MiB
@@ -287,7 +293,7 @@ def _check_ranges(s: Settings) -> None:
     for name in _DURATION_FIELDS:
         if getattr(s, name) < 0:
             raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
-    for name in ("login_rate_limit_attempts", "valkey_db"):
+    for name in ("login_rate_limit_attempts", "valkey_db", "publish_wait_replicas"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
     if s.login_rate_limit_attempts and s.login_rate_limit_window <= 0:
@@ -312,6 +318,71 @@ def _check_ranges(s: Settings) -> None:
         trusted_networks(s.forwarded_allow_ips)
     except ValueError as exc:
         raise ConfigError(f"PULSAR_FORWARDED_ALLOW_IPS: {exc}") from exc
+    _check_cluster(s)
+
+
+def _check_cluster(s: Settings) -> None:
+    try:
+        url = split_cluster_url(s.valkey_url)
+        if url is not None:
+            parse_seeds(url[2])
+        elif s.valkey_cluster_nodes:
+            parse_seeds(s.valkey_cluster_nodes)
+    except ValueError as exc:
+        name = "PULSAR_VALKEY_URL" if "+cluster" in s.valkey_url else "PULSAR_VALKEY_CLUSTER_NODES"
+        raise ConfigError(f"{name}: {exc}") from exc
+    if url is None and s.valkey_cluster_nodes and s.valkey_url:
+        raise ConfigError(
+            "PULSAR_VALKEY_CLUSTER_NODES and a single-server PULSAR_VALKEY_URL are both set: unset one"
+            " (or give the cluster as PULSAR_VALKEY_URL=valkey+cluster://host:port,host:port)"
+        )
+    if (url is not None or s.valkey_cluster_nodes) and s.valkey_db:
+        raise ConfigError("PULSAR_VALKEY_DB must be 0 with a Valkey Cluster (a cluster has one database)")
+    if s.publish_wait_replicas and s.publish_wait_timeout <= 0:
+        raise ConfigError(
+            "PULSAR_PUBLISH_WAIT_TIMEOUT must be greater than 0 when publish_wait_replicas is set"
+        )
+
+
+# URL schemes that select cluster mode, and whether they use TLS.
+CLUSTER_SCHEMES = {
+    "valkey+cluster": False,
+    "redis+cluster": False,
+    "valkeys+cluster": True,
+    "rediss+cluster": True,
+}
+
+
+def split_cluster_url(url: str) -> tuple[str, str, str] | None:
+    """``valkey+cluster://[user:password@]host:port[,host:port][/0]`` → (scheme, userinfo, hosts);
+    None for any other URL; ``ValueError`` for an unknown ``…+cluster`` scheme."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or not scheme.endswith("+cluster"):
+        return None
+    if scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"unknown cluster scheme {scheme!r} (use valkey+cluster:// or valkeys+cluster://)")
+    userinfo, _, hosts = rest.split("?", 1)[0].rpartition("@")
+    return scheme, userinfo, hosts.split("/", 1)[0]
+
+
+def parse_seeds(spec: str) -> list[tuple[str, int]]:
+    """``"host:port,host:port"`` → [(host, port)] (port 6379 when left out); ``ValueError`` names a
+    bad entry."""
+    seeds: list[tuple[str, int]] = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        if not sep:
+            host, port = entry, "6379"
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not host:port")
+        seeds.append((host, int(port)))
+    if not seeds:
+        raise ValueError("no host:port given")
+    return seeds
 
 
 def _check_auth(s: Settings) -> None:

@@ -1,4 +1,9 @@
-"""The one place a Valkey client is built from the settings.  Driver errors become ``Unavailable``."""
+"""The one place a Valkey client is built from the settings.  Driver errors become ``Unavailable``.
+
+A single server gets redis-py's asyncio ``Redis``; a Valkey Cluster (``PULSAR_VALKEY_CLUSTER_NODES``
+or a ``valkey+cluster://host:port[,host:port]`` URL) gets its ``RedisCluster``, which routes each
+command to the node serving its key's hash slot and follows ``MOVED``/``ASK`` redirects.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,64 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import redis.asyncio as aredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relaycore.config import Settings
+from relaycore.config import CLUSTER_SCHEMES, Settings, parse_seeds, split_cluster_url
 from relaycore.errors import Unavailable
 
-Client = aredis.Redis
+Client = aredis.Redis | RedisCluster
+
+
+class ClusterTarget:
+    """Where a cluster is and how to log in: seeds, credentials, TLS."""
+
+    def __init__(
+        self, seeds: list[tuple[str, int]], *, username: str | None, password: str | None, tls: bool
+    ) -> None:
+        self.seeds = seeds
+        self.username = username
+        self.password = password
+        self.tls = tls
+
+
+def cluster_target(settings: Settings) -> ClusterTarget | None:
+    """The cluster the settings name, or None for a single server."""
+    url = split_cluster_url(settings.valkey_url)
+    if url is not None:
+        scheme, userinfo, hosts = url
+        user, colon, pw = userinfo.partition(":")
+        username, password = (unquote(user) or None, unquote(pw)) if colon else (None, unquote(user))
+        return ClusterTarget(
+            parse_seeds(hosts), username=username, password=password or None, tls=CLUSTER_SCHEMES[scheme]
+        )
+    if settings.valkey_cluster_nodes:
+        return ClusterTarget(
+            parse_seeds(settings.valkey_cluster_nodes),
+            username=None,
+            password=settings.valkey_password or None,
+            tls=settings.valkey_use_tls,
+        )
+    return None
+
+
+def is_cluster(settings: Settings) -> bool:
+    return cluster_target(settings) is not None
 
 
 def url_of(settings: Settings) -> str:
@@ -28,15 +79,24 @@ def url_of(settings: Settings) -> str:
     return f"{scheme}://{settings.valkey_host}:{settings.valkey_port}/{settings.valkey_db}"
 
 
-def connect(settings: Settings, *, max_connections: int | None = None) -> Client:
-    """An asyncio client with a bounded pool; no I/O happens until first use."""
-    kwargs: dict[str, Any] = {
-        "max_connections": max_connections or settings.valkey_pool_size,
+def _common(settings: Settings) -> dict[str, Any]:
+    return {
         "socket_timeout": None,  # blocking reads (XREADGROUP BLOCK) set their own limits
         "socket_connect_timeout": settings.valkey_timeout,
         "health_check_interval": 15,
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
         "retry_on_error": [RedisConnectionError],
+    }
+
+
+def connect(settings: Settings, *, max_connections: int | None = None) -> Client:
+    """An asyncio client with a bounded pool; no I/O happens until first use."""
+    target = cluster_target(settings)
+    if target is not None:
+        return _connect_cluster(settings, target, max_connections)
+    kwargs: dict[str, Any] = {
+        "max_connections": max_connections or settings.valkey_pool_size,
+        **_common(settings),
     }
     if settings.valkey_password and not settings.valkey_url:
         kwargs["password"] = settings.valkey_password
@@ -48,6 +108,90 @@ def connect(settings: Settings, *, max_connections: int | None = None) -> Client
     return aredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
+def _connect_cluster(settings: Settings, target: ClusterTarget, max_connections: int | None) -> RedisCluster:
+    kwargs: dict[str, Any] = {
+        "startup_nodes": [ClusterNode(host, port) for host, port in target.seeds],
+        # Per node.  Partitions on healthy nodes stay usable while one node's slots fail over.
+        "max_connections": max_connections or settings.valkey_pool_size,
+        "require_full_coverage": False,
+        "username": target.username,
+        "password": target.password,
+        **_common(settings),
+    }
+    if target.tls:
+        kwargs["ssl"] = True
+        if settings.valkey_tls_ca_file:
+            kwargs["ssl_ca_certs"] = settings.valkey_tls_ca_file
+            kwargs["ssl_cert_reqs"] = "required"
+    return RedisCluster(**kwargs)
+
+
+Command = tuple[str | bytes | int, ...]
+_REDIRECTS = 5
+
+
+async def send_pinned(client: Client, key: str, *commands: Command) -> list[Any]:
+    """Send ``commands`` pipelined on one connection to the server holding ``key``, exactly once,
+    and return their raw replies (an error reply is returned as its exception, not raised).
+
+    The client's own retry would re-send a command whose reply was lost; for ``XREADGROUP >`` that
+    strands the entries handed to the lost reply, and ``WAIT`` only counts the writes of its own
+    connection.  Here a lost connection raises (the caller decides), and only redirections
+    (``MOVED``/``ASK``: the command did not run there) are followed."""
+    if isinstance(client, RedisCluster):
+        return await _send_pinned_cluster(client, key, commands)
+    pool: Any = client.connection_pool  # get_connection is untyped in redis-py
+    conn = await pool.get_connection()
+    try:
+        return await _exchange(conn, commands)
+    finally:
+        await pool.release(conn)
+
+
+async def _exchange(conn: Any, commands: tuple[Command, ...]) -> list[Any]:
+    try:
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        await conn.disconnect(nowait=True)  # a reply may still be on its way
+        raise
+
+
+async def _send_pinned_cluster(rc: RedisCluster, key: str, commands: tuple[Command, ...]) -> list[Any]:
+    await rc.initialize()  # no-op once the slot map is known
+    node = rc.get_node_from_key(key)
+    asking = False
+    for _ in range(_REDIRECTS):
+        if node is None:
+            raise SlotNotCoveredError(f"no node serves the slot of {key!r}")
+        conn = node.acquire_connection()
+        try:
+            replies = await _exchange(conn, (("ASKING",), *commands) if asking else commands)
+        finally:
+            node.release(conn)
+        if asking:
+            replies = replies[1:]
+        first = replies[0]
+        if isinstance(first, MovedError):
+            await rc.nodes_manager.move_slot(first)
+            node, asking = rc.get_node_from_key(key), False
+        elif isinstance(first, AskError):
+            node, asking = rc.get_node(host=first.host, port=first.port), True
+        else:
+            return replies
+    raise ClusterError(f"TTL exhausted: too many redirections for {key!r}")
+
+
+# Raised while a cluster heals (failover, resharding, a node unreachable): retry later.
+_TRANSIENT_CLUSTER = ("CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "cannot be connected", "TTL exhausted")
+
+
 @contextlib.asynccontextmanager
 async def guarded() -> AsyncIterator[None]:
     """Turn connection-level driver failures into ``Unavailable`` (HTTP 503)."""
@@ -55,7 +199,14 @@ async def guarded() -> AsyncIterator[None]:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise Unavailable("Storage is unavailable, retry later") from exc
+    except (ClusterError, SlotNotCoveredError) as exc:
+        raise Unavailable("Storage cluster is not ready, retry later") from exc
+    except RedisClusterException as exc:
+        if any(s in str(exc) for s in _TRANSIENT_CLUSTER):
+            raise Unavailable("Storage cluster is unavailable, retry later") from exc
+        raise
     except RedisError as exc:
-        if "LOADING" in str(exc) or "BUSY" in str(exc) or "READONLY" in str(exc):
+        text = str(exc)
+        if any(s in text for s in ("LOADING", "BUSY", "READONLY", *_TRANSIENT_CLUSTER)):
             raise Unavailable("Storage is not ready, retry later") from exc
         raise
