@@ -6,12 +6,18 @@ the cache and the hub in one synchronous step and acknowledging it afterwards.
 partition up to it has been handed to the hub; everything after it will be.  Long-poll cursors and
 cache coverage rest on that.  A lost Valkey connection is retried with backoff; the group's state
 in Valkey means nothing is lost.
+
+The storage says how its partitions are read (``FanoutLog.read_sets``): one blocking read over all
+of them on a single server, one blocking reader per partition on a Valkey Cluster.  Each set has
+its own loop, so a failing cluster node stalls only the partitions it serves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 
 from gateway.cache import Cache
 from gateway.hub import Hub
@@ -53,15 +59,35 @@ class Tailer:
         return self.positions[partition_of(topic, self.partitions)]
 
     async def run(self) -> None:
+        sets = self._fanout.read_sets()
+        if len(sets) == 1:
+            await self._run(None, on_join=self.ready.set)
+            return
+        unjoined = set(range(len(sets)))
+
+        def joined(i: int) -> None:
+            unjoined.discard(i)
+            if not unjoined:
+                self.ready.set()
+
+        async with asyncio.TaskGroup() as tasks:
+            for i, parts in enumerate(sets):
+                name = f"gateway-tailer-{'-'.join(map(str, parts))}"
+                tasks.create_task(self._run(parts, on_join=functools.partial(joined, i)), name=name)
+
+    async def _run(self, parts: list[int] | None, *, on_join: Callable[[], None]) -> None:
+        """Read ``parts`` (None: every partition, one command) until cancelled."""
         delay = FIRST_BACKOFF
         joined = False
         while True:
             try:
                 if not joined:
-                    await self._join()
+                    await self._join(parts)
                     joined = True
-                    self.ready.set()
-                batches = await self._fanout.read(self._group, count=self._batch, block=self._block)
+                    on_join()
+                batches = await self._fanout.read(
+                    self._group, count=self._batch, block=self._block, partitions=parts
+                )
                 for p, messages in batches:
                     self._deliver(p, messages)
                     # Let writers drain between partitions: one step then offers at most one
@@ -83,11 +109,13 @@ class Tailer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
 
-    async def _join(self) -> None:
-        joined = await self._fanout.join(self._group)
+    async def _join(self, parts: list[int] | None) -> None:
+        joined = await self._fanout.join(self._group, parts)
         # Entries handed to this group but never acknowledged: lost replies, or a previous run of
         # this gateway that died between read and ack.
-        while batches := await self._fanout.read(self._group, count=self._batch, block=0, pending=True):
+        while batches := await self._fanout.read(
+            self._group, count=self._batch, block=0, pending=True, partitions=parts
+        ):
             for p, messages in batches:
                 self._deliver(p, messages, contiguous=self.positions[p] is not None)
                 await self._fanout.ack(self._group, p, [m.message_id for m in messages])

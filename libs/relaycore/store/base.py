@@ -102,15 +102,28 @@ class FanoutLog(Protocol):
     @property
     def partitions(self) -> int: ...
 
-    async def join(self, group: str) -> dict[int, str]:
-        """Ensure ``group`` exists on every partition (new groups start at the end) and return the
-        group's last-delivered id per partition."""
+    def read_sets(self) -> list[list[int]]:
+        """How the partitions are best read: one blocking ``read`` per set, side by side.  One set
+        of every partition where one command may name them all; one set per partition on a Valkey
+        Cluster, which refuses a command over several hash slots."""
+        ...
+
+    async def join(self, group: str, partitions: Sequence[int] | None = None) -> dict[int, str]:
+        """Ensure ``group`` exists on every partition (or those given; new groups start at the
+        end) and return the group's last-delivered id per partition."""
 
     async def read(
-        self, group: str, *, count: int, block: float, pending: bool = False
+        self,
+        group: str,
+        *,
+        count: int,
+        block: float,
+        pending: bool = False,
+        partitions: Sequence[int] | None = None,
     ) -> list[tuple[int, list[StoredMessage]]]:
-        """Next entries per partition for ``group``: new ones, or (``pending``) the ones delivered
-        but not yet acknowledged.  Blocks up to ``block`` seconds when there is nothing."""
+        """Next entries per partition (every one, or those given) for ``group``: new ones, or
+        (``pending``) the ones delivered but not yet acknowledged.  Blocks up to ``block`` seconds
+        when there is nothing."""
 
     async def ack(self, group: str, partition: int, ids: Sequence[str]) -> None: ...
     async def lag(self, group: str) -> int: ...

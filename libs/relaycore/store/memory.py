@@ -323,32 +323,44 @@ class MemoryFanout:
         self._d = data
         self.partitions = data.settings.fanout_partitions
 
-    async def join(self, group: str) -> dict[int, str]:
-        for p, groups in enumerate(self._d.groups):
-            groups.setdefault(group, _Group(delivered=self._d.logs[p].last))
-        return {p: ids.fmt(g[group].delivered) for p, g in enumerate(self._d.groups)}
+    def read_sets(self) -> list[list[int]]:
+        return [list(range(self.partitions))]
+
+    async def join(self, group: str, partitions: Sequence[int] | None = None) -> dict[int, str]:
+        chosen = range(self.partitions) if partitions is None else partitions
+        for p in chosen:
+            self._d.groups[p].setdefault(group, _Group(delivered=self._d.logs[p].last))
+        return {p: ids.fmt(self._d.groups[p][group].delivered) for p in chosen}
 
     async def read(
-        self, group: str, *, count: int, block: float, pending: bool = False
+        self,
+        group: str,
+        *,
+        count: int,
+        block: float,
+        pending: bool = False,
+        partitions: Sequence[int] | None = None,
     ) -> list[tuple[int, list[StoredMessage]]]:
+        chosen = range(self.partitions) if partitions is None else partitions
         if pending:
             return [
                 (p, [g[group].pending[k] for k in sorted(g[group].pending)][:count])
-                for p, g in enumerate(self._d.groups)
+                for p, g in ((p, self._d.groups[p]) for p in chosen)
                 if group in g and g[group].pending
             ]
-        out = self._take(group, count)
+        out = self._take(group, count, chosen)
         if not out and block > 0:
             try:
                 await asyncio.wait_for(self._d.log_event.wait(), block)
             except TimeoutError:
                 return []
-            out = self._take(group, count)
+            out = self._take(group, count, chosen)
         return out
 
-    def _take(self, group: str, count: int) -> list[tuple[int, list[StoredMessage]]]:
+    def _take(self, group: str, count: int, chosen: Sequence[int]) -> list[tuple[int, list[StoredMessage]]]:
         out = []
-        for p, log in enumerate(self._d.logs):
+        for p in chosen:
+            log = self._d.logs[p]
             g = self._d.groups[p].get(group)
             if g is None:  # dropped by a peer, as in Valkey: the caller must join again
                 raise Unavailable(f"consumer group {group!r} is gone; join again")

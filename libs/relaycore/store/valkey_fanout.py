@@ -1,11 +1,19 @@
-"""The partitioned fan-out logs, read by each gateway through its own consumer group."""
+"""The partitioned fan-out logs, read by each gateway through its own consumer group.
+
+On a single server one ``XREADGROUP`` covers every partition.  A Valkey Cluster refuses a command
+whose keys lie in different hash slots (``CROSSSLOT``), even on one node, and every partition has a
+slot of its own; there each read names one partition (``read_sets``) and the gateway runs one
+blocking reader per partition.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from relaycore.errors import Unavailable
@@ -13,7 +21,7 @@ from relaycore.keys import Keys
 from relaycore.models import StoredMessage
 from relaycore.store._guard import guard_methods
 from relaycore.store.entries import decode
-from relaycore.valkey import Client
+from relaycore.valkey import Client, send_pinned
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +32,15 @@ class ValkeyFanout:
         self._r: Any = client  # redis-py's return types are loose; replies are bytes here
         self._k = keys
         self.partitions = keys.partitions
+        self._cluster = isinstance(client, RedisCluster)
 
-    async def join(self, group: str) -> dict[int, str]:
+    def read_sets(self) -> list[list[int]]:
+        every = list(range(self.partitions))
+        return [[p] for p in every] if self._cluster else [every]
+
+    async def join(self, group: str, partitions: Sequence[int] | None = None) -> dict[int, str]:
         positions: dict[int, str] = {}
-        for p in range(self.partitions):
+        for p in range(self.partitions) if partitions is None else partitions:
             log = self._k.log(p)
             try:
                 await self._r.xgroup_create(log, group, id="$", mkstream=True)
@@ -40,16 +53,32 @@ class ValkeyFanout:
         return positions
 
     async def read(
-        self, group: str, *, count: int, block: float, pending: bool = False
+        self,
+        group: str,
+        *,
+        count: int,
+        block: float,
+        pending: bool = False,
+        partitions: Sequence[int] | None = None,
     ) -> list[tuple[int, list[StoredMessage]]]:
-        logs = [self._k.log(p) for p in range(self.partitions)]
-        index = {log.encode(): p for p, log in enumerate(logs)}
+        chosen = range(self.partitions) if partitions is None else partitions
+        if self._cluster and len(chosen) > 1:
+            # One read per slot, all run to their end (a read abandoned in flight would strand the
+            # entries it was handed in the pending list): returns within ``block``.
+            parts = await asyncio.gather(
+                *(self.read(group, count=count, block=block, pending=pending, partitions=[p]) for p in chosen)
+            )
+            return [batch for part in parts for batch in part]
+        index = {self._k.log(p).encode(): p for p in chosen}
+        logs = [k.decode() for k in index]
         args: list[str | int] = ["XREADGROUP", "GROUP", group, group, "COUNT", count]
         if not pending:
             args += ["BLOCK", max(1, int(block * 1000))]
         args += ["STREAMS", *logs, *(["0" if pending else ">"] * len(logs))]
         try:
-            reply = await self._once(args)
+            [reply] = await send_pinned(self._r, logs[0], tuple(args))
+            if isinstance(reply, ResponseError):
+                raise reply
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 # Removed by a peer that took this gateway for dead.  The caller must join again,
@@ -73,24 +102,6 @@ class ValkeyFanout:
             if msgs:
                 out.append((p, msgs))
         return out
-
-    async def _once(self, args: list[str | int]) -> Any:
-        """Send one command exactly once and return its raw reply.  The client retries commands on
-        a lost connection; for ``XREADGROUP >`` that retry would silently skip the entries Valkey
-        handed to the lost reply, stranding them in the group's pending list.  Without the retry
-        the caller sees ``Unavailable``, joins again and re-reads them from that list."""
-        pool = self._r.connection_pool
-        conn = await pool.get_connection()
-        try:
-            await conn.send_command(*args)
-            return await conn.read_response()
-        except ResponseError:
-            raise
-        except BaseException:
-            await conn.disconnect(nowait=True)  # a reply may still be on its way
-            raise
-        finally:
-            await pool.release(conn)
 
     async def ack(self, group: str, partition: int, ids: Sequence[str]) -> None:
         if ids:

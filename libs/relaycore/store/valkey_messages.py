@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
+from redis.asyncio.cluster import RedisCluster
 
 from relaycore import ids
 from relaycore.config import Settings
-from relaycore.errors import Forbidden, Unavailable
+from relaycore.errors import Forbidden
 from relaycore.ids import StreamId
 from relaycore.keys import Keys
 from relaycore.models import NewMessage, StoredMessage, User, now_ms
 from relaycore.store._guard import guard_methods
-from relaycore.store._scripts import load
 from relaycore.store.base import PublishKind, PublishResult
 from relaycore.store.entries import decode
+from relaycore.store.valkey_bulk import CrossPartitionBulk
+from relaycore.store.valkey_publish import PublishScript, decode_record, denied_detail, encode_context
 from relaycore.valkey import Client
 
-
-class _Context(msgspec.Struct, array_like=True):
-    kind: PublishKind
-    topics: list[str]
-    timestamps: list[str]
-
-
-_ctx_decoder = msgspec.json.Decoder(_Context)
-_ctx_encoder = msgspec.json.Encoder()
-_args_encoder = msgspec.msgpack.Encoder()
-_TOPIC_KEYS_CACHED = 16_384
-
-
-def denied_detail(topics: Sequence[str], kind: PublishKind) -> str:
-    if kind == "single":
-        return f"Access denied to topic '{topics[0]}' (requires write permission)"
-    return f"Access denied to topics: {sorted(set(topics))!r}"
+__all__ = ["ValkeyMessages", "denied_detail"]
 
 
 @guard_methods
@@ -44,16 +28,11 @@ class ValkeyMessages:
     def __init__(self, client: Client, keys: Keys, settings: Settings) -> None:
         self._r: Any = client  # redis-py's return types are loose; replies are bytes here
         self._k = keys
-        self._s = settings
-        self._publish = load(client, "publish")
-        self._maxlen = str(settings.max_messages_per_topic)
-        self._log_maxlen = str(settings.fanout_log_maxlen)
-        self._topic_keys = functools.lru_cache(maxsize=_TOPIC_KEYS_CACHED)(self._keys_of)
-
-    def _keys_of(self, topic: str) -> tuple[str, str, str, str, int]:
-        """(meta, stream, log, topic index, partition) of a topic: computed once per topic name."""
-        p = self._k.partition(topic)
-        return self._k.topic(topic), self._k.stream(topic), self._k.log(p), self._k.topic_index(p), p
+        self._script = PublishScript(client, keys, settings)
+        # On a cluster a bulk over several partitions (several hash slots) cannot be one script.
+        self._across = (
+            CrossPartitionBulk(client, keys, self._script) if isinstance(client, RedisCluster) else None
+        )
 
     async def publish(
         self,
@@ -65,76 +44,42 @@ class ValkeyMessages:
         idempotency_ttl: float,
         topic_ids: Sequence[str],
     ) -> PublishResult:
-        order: dict[str, int] = {}
-        keys: list[str] = []
-        if idempotency_key is not None:
-            keys.append(self._k.idempotency(messages[0].topic, user.user_id, idempotency_key))
-        new_topics: list[tuple[str, str]] = []
-        rows: list[tuple[int, str, str, str, str]] = []
-        for m, tid in zip(messages, topic_ids, strict=True):
-            index = order.get(m.topic)
-            if index is None:
-                index = order[m.topic] = len(order) + 1
-                meta, stream, log, topic_index, partition = self._topic_keys(m.topic)
-                keys += [meta, stream, log, self._k.owned(partition, user.user_id), topic_index]
-                new_topics.append((m.topic, tid))
-            # Strings, not bytes: the script's MessagePack decoder only knows the str type (the
-            # payload and metadata are UTF-8 JSON text).
-            rows.append(
-                (
-                    index,
-                    m.payload.decode(),
-                    m.timestamp,
-                    m.metadata.decode() if m.metadata else "",
-                    "" if m.expires_at_ms is None else str(m.expires_at_ms),
-                )
+        if self._across is not None and len({self._script.topic_keys(m.topic)[4] for m in messages}) > 1:
+            return await self._across.publish(
+                messages,
+                user=user,
+                kind=kind,
+                idempotency_key=idempotency_key,
+                idempotency_ttl=idempotency_ttl,
+                topic_ids=topic_ids,
             )
         topics = [m.topic for m in messages]
         timestamps = [m.timestamp for m in messages]
         # What a repeat needs to rebuild the response; only kept when there is a key.
-        context = (
-            ""
+        context = "" if idempotency_key is None else encode_context(kind, messages)
+        idem = (
+            None
             if idempotency_key is None
-            else _ctx_encoder.encode(_Context(kind, topics, timestamps)).decode()
+            else self._k.idempotency(messages[0].topic, user.user_id, idempotency_key)
         )
-        retention_ms = int(self._s.persistent_tier_retention * 1000)
-        minid = f"{now_ms() - retention_ms}-0" if retention_ms > 0 else "0"
-        packed = _args_encoder.encode(
-            (
-                idempotency_key is not None,
-                user.user_id,
-                user.is_admin,
-                user.username,
-                timestamps[0],
-                str(int(idempotency_ttl * 1000)),
-                self._maxlen,
-                minid,
-                self._log_maxlen,
-                self._k.invalidate_channel,
-                context,
-                new_topics,
-                rows,
-            )
+        reply = await self._script.run(
+            messages, topic_ids, user=user, idem_key=idem, idempotency_ttl=idempotency_ttl, context=context
         )
-        reply = await self._publish(keys=keys, args=[packed])
-        status = reply[0]
-        if status == b"ok":
-            return PublishResult(
-                kind=kind, message_ids=[i.decode() for i in reply[1:]], topics=topics, timestamps=timestamps
-            )
-        if status == b"dup":
-            stored, _, joined = reply[1].rpartition(b"|")
-            ctx = _ctx_decoder.decode(stored)
+        if reply.status == "ok":
+            return PublishResult(kind=kind, message_ids=reply.ids, topics=topics, timestamps=timestamps)
+        if reply.status == "dup":
+            if self._across is not None and idempotency_key is not None:
+                here = self._k.partition(messages[0].topic)
+                return await self._across.repeat(reply.stored, here, user, idempotency_key)
+            ctx, stored_ids = decode_record(reply.stored)
             return PublishResult(
                 kind=ctx.kind,
-                message_ids=joined.decode().split(","),
+                message_ids=stored_ids,
                 topics=ctx.topics,
                 timestamps=ctx.timestamps,
                 duplicate=True,
             )
-        if status == b"denied":
-            raise Forbidden(denied_detail([t.decode() for t in reply[1:]], kind))
-        raise Unavailable(f"Unexpected reply from the publish script: {status!r}")
+        raise Forbidden(denied_detail(reply.denied, kind))
 
     async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
         start = "-" if after is None else f"({ids.fmt(after)}"

@@ -33,8 +33,9 @@ class ValkeyGateways:
 
     async def heartbeat(self, gateway_id: str, stats: dict[str, int], topic_counts: dict[str, int]) -> None:
         key = self._k.gateway_stats(gateway_id)
+        # Two keys in two hash slots: the registry entry first, then the counters atomically.
+        await self._r.zadd(self._k.gateways, {gateway_id: now_ms()})
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._k.gateways, {gateway_id: now_ms()})
             pipe.delete(key)
             pipe.hset(
                 key,

@@ -36,6 +36,7 @@ class ValkeyTopics:
         self._create = load(client, "create_topic")
         self._delete = load(client, "delete_topic")
         self._grant = load(client, "grant")
+        self._update = load(client, "update_topic")  # a script, not WATCH/MULTI: the same on a cluster
 
     def _partition_prefix(self, name: str) -> str:
         return self._k.topic(name).rsplit(":topic:", 1)[0]
@@ -65,22 +66,16 @@ class ValkeyTopics:
         return _decode(raw, grants)
 
     async def update(self, name: str, *, is_public: bool | None, description: str | None) -> Topic | None:
-        key = self._k.topic(name)
-        fields: dict[str, str] = {}
+        fields: list[str] = []
         if is_public is not None:
-            fields["is_public"] = "1" if is_public else "0"
+            fields += ["is_public", "1" if is_public else "0"]
         if description is not None:
-            fields["description"] = description
-        async with self._r.pipeline(transaction=True) as pipe:
-            await pipe.watch(key)
-            if not await pipe.exists(key):
-                await pipe.unwatch()
-                return None
-            pipe.multi()
-            if fields:
-                pipe.hset(key, mapping=fields)
-            pipe.publish(self._k.invalidate_channel, f"topic:{name}")
-            await pipe.execute()
+            fields += ["description", description]
+        found = await self._update(
+            keys=[self._k.topic(name)], args=[name, self._k.invalidate_channel, *fields]
+        )
+        if not found:
+            return None
         return await self.get(name)
 
     async def delete(self, name: str) -> bool:

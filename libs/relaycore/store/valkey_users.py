@@ -51,6 +51,7 @@ class ValkeyUsers:
         self._r: Any = client  # redis-py's return types are loose; replies are bytes here
         self._k = keys
         self._create = load(client, "create_user")
+        self._save = load(client, "save_user")  # a script, not WATCH/MULTI: the same on a cluster
 
     async def create(self, user: User) -> None:
         flat = [x for kv in _encode(user).items() for x in kv]
@@ -77,18 +78,9 @@ class ValkeyUsers:
         return sorted(users, key=lambda u: (u.created_at, u.username))
 
     async def save(self, user: User) -> bool:
+        flat = [x for kv in _encode(user).items() for x in kv]
         key = self._k.user(user.user_id)
-        async with self._r.pipeline(transaction=True) as pipe:
-            await pipe.watch(key)
-            if not await pipe.exists(key):
-                await pipe.unwatch()
-                return False
-            pipe.multi()
-            pipe.hset(key, mapping=_encode(user))
-            if user.email is None:
-                pipe.hdel(key, "email")
-            await pipe.execute()
-        return True
+        return bool(await self._save(keys=[key], args=["1" if user.email is None else "0", *flat]))
 
     async def delete(self, user_id: str) -> bool:
         user = await self.get(user_id)
