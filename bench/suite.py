@@ -163,6 +163,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine.describe(),
         "argv": sys.argv,
         "started": time.strftime("%F %T"),
+        "commit": commit(),
     }
     if "reference" in args.systems:
         log("installing the reference")
