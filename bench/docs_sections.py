@@ -176,7 +176,15 @@ def write(info: dict[str, Any], summary: dict[str, Any], plot: Path | None) -> N
     if info.get("servers"):
         from bench.servers import servers_text
 
-        replace_section("Server choice", servers_text(info["servers"]))
+        text = servers_text(info["servers"])
+        run = info.get("servers_run")
+        if run:
+            text = (
+                f"From a separate run, {run.get('started')} to {run.get('finished')}, "
+                f"commit {run.get('commit')}: "
+                f"`python -m bench.suite {' '.join((run.get('argv') or [])[1:])}`.\n\n{text}"
+            )
+        replace_section("Server choice", text)
     if info.get("profiles"):
         from bench.profiling import profiles_text
 

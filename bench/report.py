@@ -83,8 +83,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
     p.add_argument("raw", type=Path)
+    p.add_argument("--servers-from", type=Path, help="take the server comparison from another raw run")
     args = p.parse_args(argv)
     info = json.loads(args.raw.read_text())
+    if args.servers_from:
+        other = json.loads(args.servers_from.read_text())
+        info["servers"] = other.get("servers")
+        info["servers_run"] = {k: other.get(k) for k in ("started", "finished", "commit", "argv")}
     summary = summarize(info)
     print(table_text(summary))
     write_all(info, summary)

@@ -1,7 +1,7 @@
 """Server choice: the same service apps under hypercorn, uvicorn (httptools + websockets, uvloop)
 and granian, on the hot path of each service: scenarios 1 and 2 for ingest, scenario 4 for the
-gateway (burst saturation and latency at half of it), and scenario 7 for the memory each idle
-WebSocket costs."""
+gateway (burst saturation and latency at half of it) and scenario 5 (burst, and latency at the
+reference's E2E load), and scenario 7 for the memory each idle WebSocket costs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.ours import SERVERS
-from bench.scenarios import Params, connections, fanout, publishing
+from bench.scenarios import Params, connections, fanout, publishing, topics
 from bench.stats import median
 from bench.systems import deploy
 
@@ -17,6 +17,7 @@ CASES: list[tuple[str, str, Any]] = [
     ("ingest", "s1", publishing.single_one),
     ("ingest", "s2", publishing.single_concurrent),
     ("gateway", "s4", fanout.run),
+    ("gateway", "s5", topics.run),
     ("gateway", "s7", connections.run),
 ]
 # (case, label, path into the result, higher is better)
@@ -26,13 +27,16 @@ COLUMNS: list[tuple[str, str, tuple[str, ...], bool]] = [
     ("s2", "50 producers p99 ms", ("latency", "p99_ms"), False),
     ("s4", "fan-out deliveries/s", ("saturation_deliveries_per_s",), True),
     ("s4", "fan-out p99 ms at half", ("half_load", "latency", "p99_ms"), False),
+    ("s5", "200 topics deliveries/s", ("saturation_deliveries_per_s",), True),
+    ("s5", "200 topics p50 ms at 500/s", ("reference_load", "latency", "p50_ms"), False),
+    ("s5", "200 topics p99 ms at 500/s", ("reference_load", "latency", "p99_ms"), False),
     ("s7", "idle sockets held", ("held",), True),
     ("s7", "KiB per idle socket", ("kib_per_connection",), False),
 ]
 
 
 async def compare(valkey_url: str, params: Params, rounds: int, log: Callable[[str], None]) -> dict[str, Any]:
-    p = params.with_(fanout_fractions=(0.5,))
+    p = params.with_(fanout_fractions=(0.5,), topics_rates=())
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for rnd in range(rounds):
         order = SERVERS if rnd % 2 == 0 else tuple(reversed(SERVERS))
