@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -67,9 +68,23 @@ async def _serve(app: Any, config: Config) -> None:
     await serve(app, config, shutdown_trigger=stop.wait)
 
 
+# The relay allocates many short-lived objects per message (frames, dicts, tasks) and almost no
+# reference cycles, so CPython's default gen-0 threshold (700 allocations) runs the cyclic collector
+# thousands of times a second under load; its pauses were most of the fan-out p99 tail
+# (docs/BENCHMARKS.md, "Reading the results"). Collect rarely, and never scan start-up objects.
+GC_THRESHOLDS = (700_000, 1_000, 1_000)
+
+
+def tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run(app: Any, settings: Settings, host: str, port: int) -> None:
     config = hypercorn_config(settings, host, port)
     log.info("listening on http://%s:%d", host, port)
+    tune_gc()
     try:
         import uvloop
 

@@ -51,3 +51,19 @@ async def test_sigterm_closes_websockets_with_1001_and_the_process_exits(valkey_
         assert await asyncio.to_thread(proc.proc.wait, 30) == 0
     finally:
         proc.stop()
+
+
+def test_gc_is_tuned_for_many_short_lived_objects() -> None:
+    """run() raises the collector's thresholds and freezes start-up objects (fan-out p99 tail)."""
+    import gc
+
+    from pulsar_relay.server import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
