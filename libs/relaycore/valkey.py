@@ -111,8 +111,10 @@ def connect(settings: Settings, *, max_connections: int | None = None) -> Client
 def _connect_cluster(settings: Settings, target: ClusterTarget, max_connections: int | None) -> RedisCluster:
     kwargs: dict[str, Any] = {
         "startup_nodes": [ClusterNode(host, port) for host, port in target.seeds],
-        # Per node.  Partitions on healthy nodes stay usable while one node's slots fail over.
-        "max_connections": max_connections or settings.valkey_pool_size,
+        # Per node, plus one held by each partition's blocking reader (a gateway reads every
+        # partition on its own connection; up to all of them may live on one node).
+        "max_connections": (max_connections or settings.valkey_pool_size) + settings.fanout_partitions,
+        # Partitions on healthy nodes stay usable while one node's slots fail over.
         "require_full_coverage": False,
         "username": target.username,
         "password": target.password,

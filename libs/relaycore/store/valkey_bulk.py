@@ -82,11 +82,15 @@ class CrossPartitionBulk:
             replies = await pipe.execute()
         records = replies[: len(replies) - len(topics)]
         found = {p: rec for p, rec in zip(groups, records, strict=False) if rec is not None}
+        repeat: tuple[Context, dict[int, list[str]]] | None = None
         if found and idempotency_key is not None:
             ctx, _ = decode_record(next(iter(found.values())))
             done = await self._records(ctx, user, idempotency_key, found)
             if done is not None:
-                return _repeat(ctx, done, self._k)
+                repeat = (ctx, done)
+                if not self._script.waits:
+                    return _repeat(ctx, done, self._k)
+                # With WAIT, the scripts below answer 'dup' and confirm that replicas have them.
 
         owners = dict(zip(topics, replies[len(records) :], strict=True))
         denied = [
@@ -99,7 +103,7 @@ class CrossPartitionBulk:
             raise Forbidden(denied_detail(denied, kind))
 
         context = "" if idempotency_key is None else encode_context(kind, messages)
-        written = {p: decode_record(rec)[1] for p, rec in found.items()}
+        written = {} if self._script.waits else {p: decode_record(rec)[1] for p, rec in found.items()}
         for p, idx in groups.items():
             if p in written:
                 continue  # written by an earlier attempt with this key
@@ -114,6 +118,8 @@ class CrossPartitionBulk:
             if reply.status == "denied":
                 raise Forbidden(denied_detail(reply.denied, kind))
             written[p] = reply.ids if reply.status == "ok" else decode_record(reply.stored)[1]
+        if repeat is not None:
+            return _repeat(*repeat, self._k)
         ids = assemble([m.topic for m in messages], written, self._k)
         if ids is None:
             raise Conflict("Idempotency-Key was used before for a different request")

@@ -84,6 +84,10 @@ class ValkeyFanout:
                 # Removed by a peer that took this gateway for dead.  The caller must join again,
                 # knowing that the entries written meanwhile were skipped.
                 raise Unavailable(f"consumer group {group!r} is gone; join again") from exc
+            if "UNBLOCKED" in str(exc):
+                # The log left this node while we waited on it (a cluster slot was resharded; the
+                # group moved with it): join again, which finds it where it is now.
+                raise Unavailable(f"{logs[0]} moved to another node; join again") from exc
             raise
         out: list[tuple[int, list[StoredMessage]]] = []
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:  # RESP3 | 2

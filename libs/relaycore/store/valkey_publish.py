@@ -70,6 +70,7 @@ class PublishScript:
         self._maxlen = str(settings.max_messages_per_topic)
         self._log_maxlen = str(settings.fanout_log_maxlen)
         self._wait = settings.publish_wait_replicas
+        self.waits = self._wait > 0
         self._wait_ms = max(1, int(settings.publish_wait_timeout * 1000))
         self.topic_keys = functools.lru_cache(maxsize=_TOPIC_KEYS_CACHED)(self._keys_of)
 
@@ -128,6 +129,7 @@ class PublishScript:
                 context,
                 new_topics,
                 rows,
+                *((True,) if self._wait else ()),
             )
         )
         reply = await (
@@ -154,9 +156,10 @@ class PublishScript:
             if isinstance(reply, ResponseError):
                 raise reply
             confirmed = acked if isinstance(acked, int) else 0
-            if reply[0] == b"ok" and confirmed < self._wait:
+            if reply[0] in (b"ok", b"dup") and confirmed < self._wait:
                 # Stored on the primary, not (yet) on enough replicas: not acknowledged.  A retry
-                # with the same Idempotency-Key finds it instead of storing it twice.
+                # with the same Idempotency-Key finds it instead of storing it twice (and answers
+                # only once the replicas have it).
                 raise Unavailable(
                     f"Published, but only {confirmed} of {self._wait} replicas confirmed it in time;"
                     " retry with the same Idempotency-Key"

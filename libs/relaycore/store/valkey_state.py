@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -20,6 +22,9 @@ from relaycore.store._scripts import load
 from relaycore.valkey import Client
 
 log = logging.getLogger(__name__)
+# A cluster failing over or resharding: the channel's node is gone or unknown for a while.
+# (redis-py raises KeyError for a slot missing from its map.)
+_CLUSTER_HEALING = (ClusterError, RedisClusterException, KeyError)
 _counts = msgspec.json.Decoder(dict[str, int])
 ACK_TTL_MS = 7 * 24 * 3600 * 1000  # an unused client_id's positions are forgotten after a week
 
@@ -116,8 +121,11 @@ class ValkeyBus:
         """Yields events; after any disconnect it reconnects with backoff and yields None first."""
         delay = 0.05
         while True:
-            pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                if isinstance(self._r, RedisCluster):
+                    await self._r.initialize()  # its pubsub needs the slot map (no-op once known)
+                pubsub = self._r.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self._channel)
                 delay = 0.05
                 self.connected = True
@@ -126,7 +134,7 @@ class ValkeyBus:
                     msg = await pubsub.get_message(timeout=30.0)
                     if msg is not None and msg["type"] == "message":
                         yield msg["data"].decode()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError, *_CLUSTER_HEALING) as exc:
                 self.connected = False
                 log.warning("invalidation channel lost (%s); reconnecting", exc)
                 await asyncio.sleep(delay)
@@ -134,6 +142,7 @@ class ValkeyBus:
             finally:
                 self.connected = False
                 try:
-                    await pubsub.aclose()
+                    if pubsub is not None:
+                        await pubsub.aclose()
                 except Exception:
                     pass

@@ -7,7 +7,9 @@
 --   1 has_idem, 2 user_id, 3 is_admin, 4 username, 5 created_at, 6 idem_ttl_ms, 7 maxlen,
 --   8 minid ('0' = none), 9 log_maxlen, 10 invalidate channel, 11 result context,
 --   12 topics {{name, new topic id}...}, 13 messages {{topic index (1-based), payload, timestamp,
---   metadata ('' = none), expires_at_ms ('' = none)}...}
+--   metadata ('' = none), expires_at_ms ('' = none)}...}, 14 (optional) true when the caller
+--   follows with WAIT: a repeat then rewrites its record unchanged, so that the WAIT (which counts
+--   the connection's last write) covers the first request's writes too
 -- Returns {'ok', id...} | {'dup', stored} | {'denied', name...}
 local h = cmsgpack.unpack(ARGV[1])
 local has_idem = h[1]
@@ -15,7 +17,10 @@ local k = 0
 if has_idem then
   k = 1
   local prev = redis.call('GET', KEYS[1])
-  if prev then return {'dup', prev} end
+  if prev then
+    if h[14] then redis.call('SET', KEYS[1], prev, 'KEEPTTL') end
+    return {'dup', prev}
+  end
 end
 local uid, is_admin, topics, msgs = h[2], h[3], h[12], h[13]
 local ntopics = #topics

@@ -1,0 +1,152 @@
+"""Ingest on a Valkey Cluster over real HTTP: single and bulk publish inside one partition (one
+atomic script, as on one server) and across partitions (one script per partition after a
+read-only access check), idempotent repeats, a partial bulk completed by its retry exactly once,
+and the replica-acknowledged publish setting."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from relaycore.keys import Keys
+from relaycore.models import NewMessage, iso_z, utcnow
+from relaycore.store.valkey_publish import PublishScript, encode_context
+from relaycore.valkey import connect
+from tests.cluster.placement import one_per_partition
+from tests.ingest.conftest import Ingest, IngestFactory, start_ingest, svc
+
+__all__ = ["start_ingest", "svc"]  # the ingest suite's fixtures, here over the cluster's valkey_url
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+async def stored(svc: Ingest, topic: str) -> list[tuple[str, int]]:
+    return [
+        (m.message_id, int(m.payload[5:-1])) for m in await svc.backend.messages.read_after(topic, None, 1000)
+    ]
+
+
+async def test_single_publish_and_one_partition_bulk(svc: Ingest) -> None:
+    """Inside one partition nothing changes: 201 for a single message, 207 for a bulk, all stored."""
+    _, alice = await svc.user("alice")
+    r = await alice.post("/api/v1/messages", json={"topic": "solo", "payload": {"n": 0}})
+    assert r.status_code == 201, r.text
+    body = {"messages": [{"topic": "solo", "payload": {"n": n}} for n in range(1, 4)]}
+    b = await alice.post("/api/v1/messages/bulk", json=body)
+    assert b.status_code == 207, b.text
+    ids = [r.json()["message_id"]] + [x["message_id"] for x in b.json()["results"]]
+    assert await stored(svc, "solo") == list(zip(ids, range(4), strict=True))
+
+
+async def test_bulk_across_every_partition_stores_each_message_once_in_order(svc: Ingest) -> None:
+    """A bulk over topics of all partitions (all three nodes) answers ids in request order, and
+    each topic holds exactly its messages, in order, under those ids."""
+    _, alice = await svc.user("alice")
+    topics = one_per_partition(svc.settings.fanout_partitions)
+    plan = [topics[n % len(topics)] for n in range(20)]
+    r = await alice.post(
+        "/api/v1/messages/bulk",
+        json={"messages": [{"topic": t, "payload": {"n": n}} for n, t in enumerate(plan)]},
+    )
+    assert r.status_code == 207, r.text
+    results = r.json()["results"]
+    assert [x["topic"] for x in results] == plan
+    for t in topics:
+        want = [(x["message_id"], n) for n, x in enumerate(results) if x["topic"] == t]
+        assert await stored(svc, t) == want
+
+
+async def test_cross_partition_bulk_with_a_foreign_topic_writes_nothing(svc: Ingest) -> None:
+    """The access pre-check covers every partition: one foreign topic refuses the whole bulk and
+    nothing is written anywhere (no topic created, no message stored)."""
+    _, alice = await svc.user("alice")
+    _, bob = await svc.user("bob")
+    mine, theirs = one_per_partition(svc.settings.fanout_partitions)[:2]
+    assert (
+        await bob.post("/api/v1/messages", json={"topic": theirs, "payload": {"n": 0}})
+    ).status_code == 201
+    body = {"messages": [{"topic": mine, "payload": {"n": 1}}, {"topic": theirs, "payload": {"n": 2}}]}
+    r = await alice.post("/api/v1/messages/bulk", json=body, headers=key())
+    assert r.status_code == 403 and theirs in r.text
+    assert await svc.backend.topics.get(mine) is None
+    assert await svc.backend.messages.length(theirs) == 1
+
+
+async def test_cross_partition_repeat_returns_the_first_body(svc: Ingest) -> None:
+    """Repeating a cross-partition bulk's Idempotency-Key returns the first 207 body byte for byte,
+    also on the single-message endpoint, and stores nothing more."""
+    _, alice = await svc.user("alice")
+    topics = one_per_partition(svc.settings.fanout_partitions)
+    k = key()
+    body = {"messages": [{"topic": t, "payload": {"n": n}} for n, t in enumerate(topics * 2)]}
+    first = await alice.post("/api/v1/messages/bulk", json=body, headers=k)
+    again = await alice.post("/api/v1/messages/bulk", json=body, headers=k)
+    single = await alice.post("/api/v1/messages", json={"topic": topics[1], "payload": {"n": 9}}, headers=k)
+    assert first.status_code == again.status_code == single.status_code == 207
+    assert again.content == first.content == single.content
+    assert again.headers["idempotent-replayed"] == single.headers["idempotent-replayed"] == "true"
+    for t in topics:
+        assert await svc.backend.messages.length(t) == 2
+
+
+async def test_retry_completes_a_partially_written_bulk_exactly_once(svc: Ingest) -> None:
+    """A bulk that died after its first partition's script (as a crashed ingest would leave it) is
+    completed by a retry with the same key: the written part is not written again, the rest is
+    written once, and the answer carries the ids of both."""
+    alice, client = await svc.user("alice")
+    topics = one_per_partition(svc.settings.fanout_partitions)
+    plan = [topics[n % len(topics)] for n in range(8)]
+    k = uuid.uuid4().hex
+    now = iso_z(utcnow())
+    messages = [NewMessage(topic=t, payload=b'{"n":%d}' % n, timestamp=now) for n, t in enumerate(plan)]
+    first_group = [m for m in messages if m.topic == topics[0]]
+    keys = Keys(svc.settings.key_prefix, svc.settings.fanout_partitions)
+    client_ = connect(svc.settings)
+    try:
+        script = PublishScript(client_, keys, svc.settings)
+        done = await script.run(
+            first_group,
+            [uuid.uuid4().hex] * len(first_group),
+            user=alice,
+            idem_key=keys.idempotency(topics[0], alice.user_id, k),
+            idempotency_ttl=600,
+            context=encode_context("bulk", messages),
+        )
+    finally:
+        await client_.aclose()
+    assert done.status == "ok"
+    body = {"messages": [{"topic": t, "payload": {"n": n}} for n, t in enumerate(plan)]}
+    r = await client.post("/api/v1/messages/bulk", json=body, headers={"Idempotency-Key": k})
+    assert r.status_code == 207, r.text
+    results = r.json()["results"]
+    assert [x["message_id"] for x in results if x["topic"] == topics[0]] == done.ids
+    for t in topics:
+        want = [(x["message_id"], n) for n, x in enumerate(results) if x["topic"] == t]
+        assert await stored(svc, t) == want
+    again = await client.post("/api/v1/messages/bulk", json=body, headers={"Idempotency-Key": k})
+    assert again.content == r.content and again.headers["idempotent-replayed"] == "true"
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+async def test_publish_waiting_for_a_missing_replica_is_not_acknowledged(
+    start_ingest: IngestFactory, bulk: bool
+) -> None:
+    """With publish_wait_replicas=1 and no replica to confirm, the answer is 503, and so is a
+    retry with the same key (it is stored once, but never acknowledged)."""
+    svc = await start_ingest(publish_wait_replicas=1, publish_wait_timeout=0.05)
+    _, alice = await svc.user("alice")
+    topics = one_per_partition(svc.settings.fanout_partitions)
+    k = key()
+    for _ in range(2):
+        if bulk:
+            body = {"messages": [{"topic": t, "payload": {"n": n}} for n, t in enumerate(topics)]}
+            r = await alice.post("/api/v1/messages/bulk", json=body, headers=k)
+        else:
+            r = await alice.post(
+                "/api/v1/messages", json={"topic": topics[0], "payload": {"n": 0}}, headers=k
+            )
+        assert r.status_code == 503 and "replicas" in r.text
+    assert await svc.backend.messages.length(topics[0]) == 1
