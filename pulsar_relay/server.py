@@ -31,6 +31,11 @@ def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
     # Protocol pings make browsers answer with pongs, so a WebSocket that only listens is not
     # cut off by read_timeout.
     config.websocket_ping_interval = settings.ws_ping_interval or None
+    # Hypercorn closes a keep-alive connection after 1,000 requests by default; producers
+    # publishing steadily then reconnect for nothing.  A deep backlog keeps SYNs from being dropped
+    # when hundreds of clients (re)connect at once, e.g. after a gateway restart.
+    config.keep_alive_max_requests = 1_000_000
+    config.backlog = 4096
     config.graceful_timeout = 5.0
     config.websocket_max_message_size = settings.ws_max_message_bytes
     config.h11_max_incomplete_size = 64 * 1024

@@ -104,7 +104,9 @@ def connect(settings: Settings, *, max_connections: int | None = None) -> Client
     if url.startswith("rediss://") and settings.valkey_tls_ca_file:
         kwargs["ssl_ca_certs"] = settings.valkey_tls_ca_file
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-    pool = aredis.ConnectionPool.from_url(url, **kwargs)
+    # A burst of requests (500 long-pollers catching up at once) waits for a free connection for
+    # up to valkey_timeout instead of failing with 503 the moment the pool is exhausted.
+    pool = aredis.BlockingConnectionPool.from_url(url, timeout=settings.valkey_timeout, **kwargs)
     return aredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
