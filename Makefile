@@ -57,7 +57,8 @@ stack: install valkey
 	$(VENV)/bin/pulsar-relay stack
 
 bench: install valkey
-	$(PY) -m bench.suite
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench.suite --servers --profile
 
 all: test
 
