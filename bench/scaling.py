@@ -129,7 +129,11 @@ def cpu_of(groups: dict[str, list[int]], into: dict[str, Any]) -> Iterator[None]
     }
 
 
-async def run_config(valkey: Valkey, gateways: int, p: Params, log: Any) -> dict[str, Any]:
+async def run_config(
+    valkey: Valkey, gateways: int, p: Params, log: Any, *, observers: int = 0
+) -> dict[str, Any]:
+    """One point of the curve.  ``observers`` are extra gateways without clients: their CPU is
+    what reading every log entry costs a gateway, with nothing to deliver."""
     valkey.flush()
     auth = relay_process("auth", valkey.url, p.partitions)
     ingest = relay_process("ingest", valkey.url, p.partitions)
@@ -137,9 +141,13 @@ async def run_config(valkey: Valkey, gateways: int, p: Params, log: Any) -> dict
         relay_process("gateway", valkey.url, p.partitions, PULSAR_GATEWAY_ID=f"scaling-gw{i}")
         for i in range(gateways)
     ]
-    procs = [auth, ingest, *gws]
+    idle = [
+        relay_process("gateway", valkey.url, p.partitions, PULSAR_GATEWAY_ID=f"scaling-idle{i}")
+        for i in range(observers)
+    ]
+    procs = [auth, ingest, *gws, *idle]
     subs: list[WsProtocol] = []
-    out: dict[str, Any] = {"backend": valkey.kind, "gateways": gateways}
+    out: dict[str, Any] = {"backend": valkey.kind, "gateways": gateways, "observers": observers}
     try:
         await asyncio.gather(*(asyncio.to_thread(s.start) for s in procs))
         token = await login("127.0.0.1", auth.port, *ours.ADMIN)
@@ -155,9 +163,17 @@ async def run_config(valkey: Valkey, gateways: int, p: Params, log: Any) -> dict
         dep = Deployment("ours", "gateway", "hypercorn", ingest.port, gws[0].port, token, gws[0], procs)
         fanout = p.clients // p.topics
         pubs = await open_connections("127.0.0.1", ingest.port, 4)
-        groups = {"gateways": [g.pid for g in gws], "valkey": valkey.pids, "ingest": [ingest.pid]}
+        groups = {
+            "gateways": [g.pid for g in gws],
+            "observers": [g.pid for g in idle],
+            "valkey": valkey.pids,
+            "ingest": [ingest.pid],
+        }
         try:
-            log(f"  {valkey.kind}, {gateways} gateway(s): burst of {p.burst} messages")
+            what = f"{valkey.kind}, {gateways} gateway(s)" + (
+                f" + {observers} without clients" if observers else ""
+            )
+            log(f"  {what}: burst of {p.burst} messages")
             valkey.reset_stats()
             with cpu_of(groups, out):
                 out["burst"] = await burst(dep, pubs, sink, topics, p.burst, fanout, 60.0)
@@ -166,7 +182,7 @@ async def run_config(valkey: Valkey, gateways: int, p: Params, log: Any) -> dict
                 for k, v in valkey.command_usec().items()
                 if k in ("evalsha", "xreadgroup", "xack", "get", "hget")
             }
-            log(f"  {valkey.kind}, {gateways} gateway(s): {p.rate:g} msg/s for {p.seconds:g} s")
+            log(f"  {what}: {p.rate:g} msg/s for {p.seconds:g} s")
             out["steady"] = await steady(dep, pubs, sink, topics, p.rate, p.seconds, fanout, 30.0)
         finally:
             for c in pubs:
@@ -186,6 +202,8 @@ async def measure(p: Params, log: Any) -> list[dict[str, Any]]:
         try:
             for g in p.gateways:
                 results.append(await run_config(valkey, g, p, log))
+            if kind == "single":  # calibration: the cost of reading without delivering
+                results.append(await run_config(valkey, 1, p, log, observers=1))
         finally:
             valkey.stop()
     return results

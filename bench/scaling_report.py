@@ -22,10 +22,16 @@ def costs_from(results: list[dict[str, Any]], burst: int) -> Costs:
     """Unit costs from the single-server runs.  Valkey's come from its command statistics.  For
     the gateways: with the same messages (N) and deliveries (D) in every run, what grows with the
     gateway count G is every gateway reading every log entry, so
-    cpu(G) = per_entry x N x G + per_delivery x D, solved from the smallest and largest G."""
-    single = {r["gateways"]: r for r in results if r["backend"] == "single" and "burst" in r}
+    cpu(G) = per_entry x N x G + per_delivery x D.  The per-entry cost is measured directly by
+    gateways without clients where the run had them, else solved from the smallest and largest G."""
+    observed = [r for r in results if r.get("observers") and "burst" in r]
+    single = {
+        r["gateways"]: r
+        for r in results
+        if r["backend"] == "single" and "burst" in r and not r.get("observers")
+    }
     if not single:
-        single = {r["gateways"]: r for r in results if "burst" in r}
+        single = {r["gateways"]: r for r in results if "burst" in r and not r.get("observers")}
     lo, hi = min(single), max(single)
     n = float(single[lo]["burst"]["messages"] or burst)
     deliveries = float(single[lo]["burst"]["delivered"] or 1)
@@ -38,9 +44,13 @@ def costs_from(results: list[dict[str, Any]], burst: int) -> Costs:
     published = sum(float(r["burst"]["messages"]) for r in single.values())
     v_entry = read_usec / 1e6 / max(reads, 1.0)
     v_publish = sum(_usec(r, "evalsha") for r in single.values()) / 1e6 / max(published, 1.0)
-    g_entry = (
-        max(0.0, (_cpu(single[hi], "gateways") - _cpu(single[lo], "gateways")) / span) if hi > lo else 0.0
-    )
+    if observed:  # measured directly: gateways without clients only read
+        o = observed[0]
+        g_entry = _cpu(o, "observers") / (float(o["burst"]["messages"]) * o["observers"])
+    elif hi > lo:
+        g_entry = max(0.0, (_cpu(single[hi], "gateways") - _cpu(single[lo], "gateways")) / span)
+    else:
+        g_entry = 0.0
     g_delivery = max(0.0, (_cpu(single[lo], "gateways") - g_entry * n * lo) / deliveries)
     return Costs(
         valkey_per_publish=v_publish,
@@ -64,6 +74,8 @@ def curve(results: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        if r.get("observers"):
+            continue  # a calibration run, not a point of the curve
         b, s = r.get("burst", {}), r.get("steady", {})
         lat = s.get("latency", {})
         cpu = r.get("cpu_seconds", {})
@@ -122,7 +134,8 @@ machines) is what docs/SCALING.md tells an operator to measure.
 Unit costs from the single-Valkey runs (CPU time, so not inflated by waiting for a core):
 Valkey {costs.valkey_per_publish * 1e6:.1f} µs per published message and
 {costs.valkey_per_entry_read * 1e6:.1f} µs per log entry handed to one gateway; a gateway
-{costs.gateway_per_entry * 1e6:.1f} µs per log entry it reads and {costs.gateway_per_delivery * 1e6:.1f} µs
+{costs.gateway_per_entry * 1e6:.1f} µs per log entry it reads (measured on an extra gateway without
+clients during a 1-gateway burst) and {costs.gateway_per_delivery * 1e6:.1f} µs
 per delivery; {costs.kib_per_connection:.1f} KiB of gateway memory per WebSocket. Valkey time per
 published message in these bursts (bulks of 100 over {p.topics} topics): {_f(single_pub, 1)} µs on one
 server, {_f(cluster_pub, 1)} µs summed over the cluster, where such a bulk is one script per

@@ -169,7 +169,7 @@ async def _exchange(conn: Any, commands: tuple[Command, ...]) -> list[Any]:
 
 async def _send_pinned_cluster(rc: RedisCluster, key: str, commands: tuple[Command, ...]) -> list[Any]:
     await rc.initialize()  # no-op once the slot map is known
-    node = rc.get_node_from_key(key)
+    node = _node_for(rc, key)
     asking = False
     for _ in range(_REDIRECTS):
         if node is None:
@@ -184,12 +184,19 @@ async def _send_pinned_cluster(rc: RedisCluster, key: str, commands: tuple[Comma
         first = replies[0]
         if isinstance(first, MovedError):
             await rc.nodes_manager.move_slot(first)
-            node, asking = rc.get_node_from_key(key), False
+            node, asking = _node_for(rc, key), False
         elif isinstance(first, AskError):
             node, asking = rc.get_node(host=first.host, port=first.port), True
         else:
             return replies
     raise ClusterError(f"TTL exhausted: too many redirections for {key!r}")
+
+
+def _node_for(rc: RedisCluster, key: str) -> Any:
+    try:
+        return rc.get_node_from_key(key)
+    except KeyError:  # redis-py's slot map lacks the slot (not covered right now)
+        raise SlotNotCoveredError(f"no node serves the slot of {key!r}") from None
 
 
 # Raised while a cluster heals (failover, resharding, a node unreachable): retry later.

@@ -38,6 +38,12 @@ class Node:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, socket_timeout=5)
 
 
+def _slot_range(text: str) -> tuple[int, int]:
+    """``"0-5460"`` or ``"42"`` from a CLUSTER NODES row (``[slot->-id]`` migration marks are skipped)."""
+    first, _, last = text.partition("-")
+    return int(first), int(last or first)
+
+
 class ValkeyCluster:
     """Start with ``start()``; ``kill(port)`` SIGKILLs one node; ``cleanup()`` stops all and removes
     the directories.  ``node_timeout_ms`` is how soon a dead primary is failed over."""
@@ -186,10 +192,7 @@ class ValkeyCluster:
                 for row in (r.split() for r in table.splitlines() if r.strip()):
                     if "master" in row[2] and "fail" not in row[2] and len(row) > 8:
                         port = int(row[1].split("@")[0].rsplit(":", 1)[1])
-                        ranges = [
-                            tuple(map(int, s.split("-"))) if "-" in s else (int(s), int(s)) for s in row[8:]
-                        ]
-                        out[port] = [(a, b) for a, b in ranges if not isinstance(a, str)]
+                        out[port] = [_slot_range(s) for s in row[8:] if not s.startswith("[")]
                 return out
         raise RuntimeError("no live node")
 

@@ -5,6 +5,7 @@ and the replica-acknowledged publish setting."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -90,6 +91,22 @@ async def test_cross_partition_repeat_returns_the_first_body(svc: Ingest) -> Non
     assert again.headers["idempotent-replayed"] == single.headers["idempotent-replayed"] == "true"
     for t in topics:
         assert await svc.backend.messages.length(t) == 2
+
+
+async def test_concurrent_cross_partition_repeats_store_once(svc: Ingest) -> None:
+    """Ten simultaneous cross-partition bulks with one key: every answer carries the same ids,
+    and each message is stored once."""
+    _, alice = await svc.user("alice")
+    topics = one_per_partition(svc.settings.fanout_partitions)
+    k = key()
+    body = {"messages": [{"topic": t, "payload": {"n": n}} for n, t in enumerate(topics * 3)]}
+    replies = await asyncio.gather(
+        *(alice.post("/api/v1/messages/bulk", json=body, headers=k) for _ in range(10))
+    )
+    assert {r.status_code for r in replies} == {207}
+    assert len({tuple(x["message_id"] for x in r.json()["results"]) for r in replies}) == 1
+    for t in topics:
+        assert await svc.backend.messages.length(t) == 3
 
 
 async def test_retry_completes_a_partially_written_bulk_exactly_once(svc: Ingest) -> None:

@@ -104,6 +104,7 @@ class CrossPartitionBulk:
 
         context = "" if idempotency_key is None else encode_context(kind, messages)
         written = {} if self._script.waits else {p: decode_record(rec)[1] for p, rec in found.items()}
+        repeats: list[bytes] = []  # records a concurrent request with the same key wrote first
         for p, idx in groups.items():
             if p in written:
                 continue  # written by an earlier attempt with this key
@@ -117,7 +118,13 @@ class CrossPartitionBulk:
             )
             if reply.status == "denied":
                 raise Forbidden(denied_detail(reply.denied, kind))
-            written[p] = reply.ids if reply.status == "ok" else decode_record(reply.stored)[1]
+            if reply.status == "ok":
+                written[p] = reply.ids
+            else:
+                written[p] = decode_record(reply.stored)[1]
+                repeats.append(reply.stored)
+        if repeat is None and repeats and len(repeats) == len(groups):
+            repeat = (decode_record(repeats[0])[0], written)  # it wrote all of it: a plain repeat
         if repeat is not None:
             return _repeat(*repeat, self._k)
         ids = assemble([m.topic for m in messages], written, self._k)
