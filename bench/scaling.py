@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "started": started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": "python -m bench.scaling " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(["python -m bench.scaling", *(sys.argv[1:] if argv is None else argv)]),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
         ).stdout.strip(),

@@ -11,7 +11,7 @@ import uuid
 
 import httpx
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.gateway.conftest import Relay, bearer
 
@@ -35,7 +35,7 @@ class Follower:
                     frame = json.loads(raw)
                     if frame["type"] == "message":
                         self.got[frame["topic"]].append(frame["message_id"])
-            except (TimeoutError, OSError, ConnectionClosed):
+            except (TimeoutError, OSError, ConnectionClosed, InvalidHandshake):
                 pass  # the gateway went away or closed us: resume after what we have
             await asyncio.sleep(0.1)
 
