@@ -26,8 +26,8 @@ ADMIN = ("admin", "admin-password-1")
 
 
 def relay_env(valkey_url: str, **extra: str) -> dict[str, str]:
-    """Environment for a relay child: the source tree importable, fast heartbeats and tailing,
-    cheap password hashing, a bootstrap admin, and ``extra`` on top."""
+    """Settings for a relay child (RelayProcess / child_env add the source tree): fast heartbeats
+    and tailing, cheap password hashing, a bootstrap admin, and ``extra`` on top."""
     return {
         "PULSAR_JWT_SECRET_KEY": TEST_SECRET,
         "PULSAR_STORAGE_BACKEND": "valkey",

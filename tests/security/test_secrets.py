@@ -5,7 +5,6 @@ and no service starts outside development mode with a missing or weak signing ke
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from websockets.asyncio.client import connect
 from tests.conftest import TEST_SECRET
 from tests.reliability.harness import ADMIN, ROOT, bearer, full_log, relay_env
 from tests.security.conftest import WAIT, RelayFactory, recv
+from tests.support.serve import child_env
 from tests.support.valkey import ValkeyServer, free_port
 
 USER_PASSWORD = "correct-horse-battery-9"
@@ -67,10 +67,9 @@ async def test_debug_logs_hold_no_secret(relay_factory: RelayFactory, json_logs:
 
 
 def _serve(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSAR_")}
     return subprocess.run(
         [sys.executable, "-m", "pulsar_relay", "serve", service, "--port", str(free_port())],
-        env=clean | env,
+        env=child_env(**env),
         cwd=ROOT,
         capture_output=True,
         text=True,
