@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: install valkey js lint typecheck test test-fast run stack bench all fmt clean
+.PHONY: install valkey js lint typecheck test test-cluster test-fast run stack bench all fmt clean
 install: $(VENV)/.installed
 
 # System tools the tests use: a Valkey (or Redis 7) server and HAProxy; Debian packages when missing.
@@ -46,6 +46,9 @@ js:
 
 test: install valkey js lint typecheck
 	$(PY) -m pytest
+
+test-cluster: install valkey
+	$(PY) -m pytest -q tests/cluster
 
 test-fast: install valkey
 	$(PY) -m pytest -x -q -m "not slow"
