@@ -20,7 +20,7 @@ import ingest.app
 from gateway.node import Node
 from relaycore.config import Settings
 from relaycore.context import Context
-from relaycore.models import NewMessage, Permission, User, iso_z, utcnow
+from relaycore.models import NewMessage, Permission, Topic, User, iso_z, utcnow
 from relaycore.store.base import Backend
 from relaycore.store.memory import MemoryBackend
 from tests.conftest import TEST_SECRET, make_settings
@@ -211,3 +211,16 @@ __all__ = [
     "publish_direct",
     "recv",
 ]
+
+
+async def make_topic(relay: Relay, owner: User, name: str, *, public: bool = False) -> None:
+    """A topic owned by ``owner``, written straight into the backend."""
+    await relay.backend.topics.create(
+        Topic(
+            topic_id=name,
+            topic_name=name,
+            owner_id=owner.user_id,
+            is_public=public,
+            created_at=iso_z(utcnow()),
+        )
+    )

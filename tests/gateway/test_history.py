@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from relaycore import ids as ids_
-from relaycore.models import NewMessage, Topic, User, iso_z, now_ms, utcnow
-from tests.gateway.conftest import Relay, bearer, eventually, publish_direct
+from relaycore.models import NewMessage, User, iso_z, now_ms, utcnow
+from tests.gateway.conftest import Relay, bearer, eventually, make_topic, publish_direct
 from tests.gateway.test_handover import reads
 
 
@@ -25,18 +25,6 @@ async def page(relay: Relay, token: str, topic: str, **params: Any) -> dict[str,
 
 def ns(body: dict[str, Any]) -> list[int]:
     return [m["payload"]["n"] for m in body["messages"]]
-
-
-async def make_topic(relay: Relay, owner: User, name: str, *, public: bool = False) -> None:
-    await relay.backend.topics.create(
-        Topic(
-            topic_id=name,
-            topic_name=name,
-            owner_id=owner.user_id,
-            is_public=public,
-            created_at=iso_z(utcnow()),
-        )
-    )
 
 
 async def test_empty_topic_page_shape(any_relay: Relay) -> None:

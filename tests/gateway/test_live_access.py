@@ -10,8 +10,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from relaycore.models import Topic, User, iso_z, utcnow
-from tests.gateway.conftest import WAIT, Relay, messages, recv
+from tests.gateway.conftest import WAIT, Relay, make_topic, messages, recv
 from tests.support.identity import token_for
 
 
@@ -25,18 +24,6 @@ async def closed_with(ws: ClientConnection) -> tuple[int, str]:
         assert exc.rcvd is not None, "the server sent no close frame"
         return exc.rcvd.code, exc.rcvd.reason
     raise AssertionError("unreachable")
-
-
-async def create_topic(relay: Relay, owner: User, name: str, *, public: bool = False) -> None:
-    await relay.backend.topics.create(
-        Topic(
-            topic_id=name,
-            topic_name=name,
-            owner_id=owner.user_id,
-            is_public=public,
-            created_at=iso_z(utcnow()),
-        )
-    )
 
 
 async def still_open(ws: ClientConnection) -> None:
@@ -56,8 +43,8 @@ async def test_revoked_grant_drops_that_subscription_only(any_relay: Relay) -> N
     relay = any_relay
     owner, owner_token = await relay.user("owner")
     bob, bob_token = await relay.user("bob", ["read"])
-    await create_topic(relay, owner, "secret")
-    await create_topic(relay, owner, "news", public=True)
+    await make_topic(relay, owner, "secret")
+    await make_topic(relay, owner, "news", public=True)
     await relay.backend.topics.grant("secret", bob.user_id)
     ws = await relay.subscribe(bob_token, ["secret", "news"])
     [first] = await relay.publish(owner_token, "secret", [{"n": 1}])
@@ -80,7 +67,7 @@ async def test_public_topic_made_private_is_revoked_for_non_owners(relay: Relay)
     """A reader who relied on is_public loses the subscription when the topic turns private."""
     owner, _ = await relay.user("owner")
     _, bob_token = await relay.user("bob", ["read"])
-    await create_topic(relay, owner, "board", public=True)
+    await make_topic(relay, owner, "board", public=True)
     ws = await relay.subscribe(bob_token, ["board"])
     await relay.backend.topics.update("board", is_public=False, description=None)
     assert (await recv(ws))["code"] == "ACCESS_REVOKED"
@@ -132,7 +119,7 @@ async def test_free_name_that_becomes_readable_is_delivered(relay: Relay) -> Non
     owner, owner_token = await relay.user("owner")
     _, carol_token = await relay.user("carol", ["read"])
     ws = await relay.subscribe(carol_token, ["later"])
-    await create_topic(relay, owner, "later", public=True)
+    await make_topic(relay, owner, "later", public=True)
     ids = await relay.publish(owner_token, "later", [{"n": 1}, {"n": 2}])
     assert [m["message_id"] for m in await messages(ws, 2)] == ids
 
