@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.valkey import free_port, server_binary
+from tests.support.valkey import free_port, server_args, server_binary
 
 
 def cli_binary() -> str | None:
@@ -101,13 +101,7 @@ class ValkeyCluster:
 
     def _spawn(self, node: Node) -> None:
         args = [
-            self.binary,
-            "--port",
-            str(node.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            node.dir,
+            *server_args(self.binary, node.port, node.dir, self.appendfsync),
             "--cluster-enabled",
             "yes",
             "--cluster-port",
@@ -116,18 +110,6 @@ class ValkeyCluster:
             "nodes.conf",
             "--cluster-node-timeout",
             str(self.node_timeout_ms),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            self.appendfsync,
-            "--save",
-            "",
-            "--protected-mode",
-            "no",
-            "--daemonize",
-            "no",
-            "--logfile",
-            os.path.join(node.dir, "server.log"),
         ]
         node.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -21,6 +21,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def server_args(binary: str, port: int, workdir: str, appendfsync: str) -> list[str]:
+    """A private server's command line: loopback only, AOF on, no RDB snapshots, log in ``workdir``."""
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        workdir,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        appendfsync,
+        "--save",
+        "",
+        "--protected-mode",
+        "no",
+        "--daemonize",
+        "no",
+        "--logfile",
+        os.path.join(workdir, "server.log"),
+    ]
+
+
 def server_binary() -> str | None:
     return shutil.which("valkey-server") or shutil.which("redis-server")
 
@@ -51,28 +76,7 @@ class ValkeyServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> ValkeyServer:
-        args = [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            self.dir,
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            self.appendfsync,
-            "--save",
-            "",
-            "--protected-mode",
-            "no",
-            "--daemonize",
-            "no",
-            "--logfile",
-            os.path.join(self.dir, "server.log"),
-            *self.extra,
-        ]
+        args = [*server_args(self.binary, self.port, self.dir, self.appendfsync), *self.extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
