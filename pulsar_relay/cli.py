@@ -1,6 +1,6 @@
 """``pulsar-relay``: serve a service (or all of them), and manage users by hand.
 
-pulsar-relay serve all|auth|ingest|gateway [--host H] [--port P] [--config FILE]
+pulsar-relay serve all|auth|ingest|gateway [--host H] [--port P] [--config FILE] [--server S]
 pulsar-relay dev [--host H] [--port P]          (make run: everything, storage and an admin included)
 pulsar-relay stack [--gateways N] [--port P]    (make stack: Valkey, auth, ingest, N gateways, HAProxy)
 pulsar-relay users create --username U --password P [--email E] [--permission admin ...]
@@ -51,7 +51,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pulsar_relay.server import run
 
     app = _app_factory(args.service)(settings)
-    run(app, settings, args.host or settings.host, args.port or settings.port)
+    run(
+        app,
+        settings,
+        args.host or settings.host,
+        args.port or settings.port,
+        service=args.service,
+        server=args.server,
+    )
     return 0
 
 
@@ -133,6 +140,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=["all", "auth", "ingest", "gateway"])
     serve.add_argument("--host", default=None, help="bind address (default: settings host, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: settings port, 8080)")
+    serve.add_argument(
+        "--server",
+        choices=["hypercorn", "uvicorn"],
+        default=None,
+        help="HTTP server (default: the server setting, else the service's: uvicorn for ingest, "
+        "hypercorn for the others)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     dev = sub.add_parser("dev", help="development: all services in one process, with storage and an admin")

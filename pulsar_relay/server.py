@@ -1,4 +1,5 @@
-"""Serve an ASGI app with hypercorn (uvloop when installed), stopping cleanly on SIGINT/SIGTERM."""
+"""Serve an ASGI app with the HTTP server chosen for its service (hypercorn or uvicorn, on uvloop
+when installed): the choice, the cyclic-GC tuning, and the SIGINT/SIGTERM drain both servers share."""
 
 from __future__ import annotations
 
@@ -7,39 +8,35 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Literal
 
 from relaycore.config import Settings
 
 log = logging.getLogger("pulsar_relay")
 
+ServerName = Literal["hypercorn", "uvicorn"]
+SERVERS: tuple[ServerName, ...] = ("hypercorn", "uvicorn")
+# The server each service runs when neither `serve --server` nor the `server` setting names one:
+# the one that measured best for it (docs/BENCHMARKS.md, "Server choice").  Uvicorn (httptools)
+# answers single publishes with a lower p50 and ~1.9x the requests/s of hypercorn.  Granian led
+# the gateway's fan-out but cannot be embedded with our drain and head timeout, so the gateway
+# keeps hypercorn until uvicorn and hypercorn are compared for it.
+DEFAULT_SERVER: dict[str, ServerName] = {
+    "all": "hypercorn",
+    "auth": "hypercorn",
+    "ingest": "uvicorn",
+    "gateway": "hypercorn",
+}
 
-def hypercorn_config(settings: Settings, host: str, port: int) -> Config:
-    config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.accesslog = None
-    # Through the root logger, so hypercorn's lines follow PULSAR_LOG_JSON like ours.
-    config.errorlog = logging.getLogger("hypercorn.error")
-    # Hypercorn's idle timer runs from accept until a request head is complete: tying it to
-    # read_timeout cuts off clients that dribble a head byte by byte, not only silent ones.
-    config.keep_alive_timeout = settings.read_timeout
-    config.read_timeout = settings.read_timeout  # type: ignore[assignment]  # a float works
-    # Protocol pings make browsers answer with pongs, so a WebSocket that only listens is not
-    # cut off by read_timeout.
-    config.websocket_ping_interval = settings.ws_ping_interval or None
-    # Hypercorn closes a keep-alive connection after 1,000 requests by default; producers
-    # publishing steadily then reconnect for nothing.  A deep backlog keeps SYNs from being dropped
-    # when hundreds of clients (re)connect at once, e.g. after a gateway restart.
-    config.keep_alive_max_requests = 1_000_000
-    config.backlog = 4096
-    config.graceful_timeout = 5.0
-    config.websocket_max_message_size = settings.ws_max_message_bytes
-    config.h11_max_incomplete_size = 64 * 1024
-    return config
+
+def choose_server(service: str, flag: str | None, settings: Settings) -> ServerName:
+    """``--server`` wins, then the ``server`` setting, then the service's default."""
+    if flag is not None:
+        if flag not in SERVERS:
+            raise ValueError(f"unknown server {flag!r}; choose from {', '.join(SERVERS)}")
+        return flag
+    return settings.server or DEFAULT_SERVER[service]
 
 
 def drain_hooks(app: Any) -> list[Callable[[], Awaitable[None]]]:
@@ -49,28 +46,28 @@ def drain_hooks(app: Any) -> list[Callable[[], Awaitable[None]]]:
     return [hook for a in targets if (hook := getattr(getattr(a, "state", None), "drain", None))]
 
 
-async def _serve(app: Any, config: Config) -> None:
-    stop = asyncio.Event()
+def stop_on_signals(app: Any, stop: Callable[[], None], stop_now: Callable[[], None]) -> None:
+    """On the first SIGINT/SIGTERM run the app's drain hooks, then ``stop()``; on a second,
+    ``stop_now()``.  Call from inside the running loop."""
     loop = asyncio.get_running_loop()
     hooks = drain_hooks(app)
     draining: list[asyncio.Task[None]] = []
 
     async def drain_then_stop() -> None:
-        # Long-lived connections (WebSockets) are told to go first; hypercorn's graceful period
-        # would otherwise hold them for graceful_timeout before the app hears of the shutdown.
+        # Long-lived connections (WebSockets) are told to go first (1001); the server's graceful
+        # period would otherwise hold them until it expires before the app hears of the shutdown.
         with contextlib.suppress(Exception):
             await asyncio.gather(*(hook() for hook in hooks))
-        stop.set()
+        stop()
 
     def on_signal() -> None:
         if not draining:
             draining.append(loop.create_task(drain_then_stop()))
         else:
-            stop.set()  # a second signal: stop now
+            stop_now()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    await serve(app, config, shutdown_trigger=stop.wait)
 
 
 # The relay allocates many short-lived objects per message (frames, dicts, tasks) and almost no
@@ -86,13 +83,35 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run(app: Any, settings: Settings, host: str, port: int) -> None:
-    config = hypercorn_config(settings, host, port)
-    log.info("listening on http://%s:%d", host, port)
+def _main(
+    app: Any, settings: Settings, host: str, port: int, server: ServerName
+) -> Coroutine[Any, Any, None]:
+    # Imported here so a process only loads the server it runs.
+    if server == "uvicorn":
+        from pulsar_relay.serve_uvicorn import serve as serve_uvicorn
+
+        return serve_uvicorn(app, settings, host, port)
+    from pulsar_relay.serve_hypercorn import serve as serve_hypercorn
+
+    return serve_hypercorn(app, settings, host, port)
+
+
+def run(
+    app: Any,
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    service: str = "all",
+    server: str | None = None,
+) -> None:
+    """Serve ``app`` (the ``service``) until a signal stops it."""
+    chosen = choose_server(service, server, settings)
+    log.info("serving %s with %s on http://%s:%d", service, chosen, host, port)
     tune_gc()
     try:
         import uvloop
-
-        uvloop.run(_serve(app, config))
     except ImportError:
-        asyncio.run(_serve(app, config))
+        asyncio.run(_main(app, settings, host, port, chosen))
+    else:
+        uvloop.run(_main(app, settings, host, port, chosen))

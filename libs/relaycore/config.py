@@ -45,6 +45,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     write_timeout: float = 30 * SECONDS
     log_level: str = "INFO"
     log_json: bool = False
+    # HTTP server behind `pulsar-relay serve` ("hypercorn" or "uvicorn"); "" = the service's
+    # default (pulsar_relay/server.py DEFAULT_SERVER).  `serve --server` wins over it.
+    server: Literal["", "hypercorn", "uvicorn"] = ""
     # Development mode: allows an unset or short JWT secret (a random one is generated per process).
     allow_insecure_defaults: bool = False
 

