@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from ingest.routes import routes
+from ingest.routes import bare, routes
+from relaycore.bare_routes import serve_in_front
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.web import service_app
@@ -12,4 +13,7 @@ from relaycore.web import service_app
 
 def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     context = ctx or Context(settings)
-    return service_app("ingest", settings, context, routes(context))
+    app = service_app("ingest", settings, context, routes(context))
+    # The publish endpoints skip Starlette's per-request chain (most of their CPU otherwise).
+    serve_in_front(app, bare(context), service="ingest")
+    return app

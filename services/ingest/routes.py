@@ -1,48 +1,53 @@
-"""HTTP transport of the publish endpoints.  Check order as the reference: a body that is not JSON
-at all (422), then the bearer token (401/403) and the ``write`` permission (403), then the
-``Idempotency-Key`` header and the body's schema (422), then storage (403 per topic, 503)."""
+"""HTTP transport of the publish endpoints (``ingest.endpoints``): bare-ASGI handlers that the app
+serves in front of Starlette (``relaycore.bare_routes``), and the same endpoints as Starlette
+routes, which answer only if a request reaches the router (e.g. an app mounted under a prefix)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingest import validation
-from ingest.publisher import Publisher, response_of
-from relaycore import jsonbody
+from ingest.endpoints import PublishEndpoint, endpoints
+from ingest.publisher import Publisher
+from relaycore import bare_routes
 from relaycore.context import Context
-from relaycore.models import NewMessage
-from relaycore.store.base import PublishKind
-from relaycore.web import JSON, bearer_token
+from relaycore.web import bearer_token
 
-Parse = Callable[[bytes | None, int], list[NewMessage]]
-Endpoint = Callable[[Request], Awaitable[Response]]
+_REPLAYED_HEADER = (b"idempotent-replayed", b"true")
 _REPLAYED = {"idempotent-replayed": "true"}
 
 
-def _endpoint(ctx: Context, publisher: Publisher, kind: PublishKind, parse: Parse) -> Endpoint:
-    authorizer = ctx.authorizer
+def _bare(endpoint: PublishEndpoint) -> bare_routes.Handler:
+    async def handle(body: bytes, headers: Mapping[bytes, bytes]) -> bare_routes.Reply:
+        key = headers.get(b"idempotency-key")
+        status, out, repeat = await endpoint(
+            body, bare_routes.bearer_token(headers), None if key is None else key.decode("latin-1")
+        )
+        return status, out, [_REPLAYED_HEADER] if repeat else []
 
-    async def endpoint(request: Request) -> Response:
-        body = jsonbody.compact(await request.body())
-        user = await authorizer.authenticate(bearer_token(request))
-        authorizer.require(user, "write")
-        key = validation.idempotency_key(request.headers.get("idempotency-key"))
-        messages = parse(body, time.time_ns())
-        result = await publisher.publish(messages, user=user, kind=kind, idempotency_key=key)
-        status, out = response_of(result)
-        return JSON(out, status, _REPLAYED if result.duplicate else None)
+    return handle
 
-    return endpoint
+
+def _starlette(endpoint: PublishEndpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        status, out, repeat = await endpoint(
+            await request.body(), bearer_token(request), request.headers.get("idempotency-key")
+        )
+        return Response(out, status, _REPLAYED if repeat else None, media_type="application/json")
+
+    return handle
+
+
+def _endpoints(ctx: Context) -> dict[str, PublishEndpoint]:
+    return endpoints(ctx.authorizer, Publisher(ctx.backend.messages, ctx.settings.idempotency_ttl))
 
 
 def routes(ctx: Context) -> list[Route]:
-    publisher = Publisher(ctx.backend.messages, ctx.settings.idempotency_ttl)
-    return [
-        Route("/api/v1/messages", _endpoint(ctx, publisher, "single", validation.single), methods=["POST"]),
-        Route("/api/v1/messages/bulk", _endpoint(ctx, publisher, "bulk", validation.bulk), methods=["POST"]),
-    ]
+    return [Route(path, _starlette(e), methods=["POST"]) for path, e in _endpoints(ctx).items()]
+
+
+def bare(ctx: Context) -> dict[tuple[str, str], bare_routes.Handler]:
+    return {("POST", path): _bare(e) for path, e in _endpoints(ctx).items()}

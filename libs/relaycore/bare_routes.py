@@ -1,0 +1,205 @@
+"""Bare-ASGI routes served in front of a service's Starlette app, for hot endpoints whose cost per
+request is mostly framework: exact method+path pairs, with ``RelayMiddleware``'s behaviour (request
+ids, 413 body limit, 408 body deadline, metrics) and the app's own error mapping, but without the
+middleware, router and Request/Response chain.  Everything else falls through to the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from relaycore import errors, logs, metrics
+from relaycore.web import EXCEPTION_HANDLERS
+
+log = logging.getLogger(__name__)
+
+RawHeaders = list[tuple[bytes, bytes]]
+# (status, JSON body, headers that go before content-length/content-type, as Starlette orders them)
+Reply = tuple[int, bytes, RawHeaders]
+# The request body and its headers (lower-case names; the first of repeated headers, as Starlette).
+Handler = Callable[[bytes, Mapping[bytes, bytes]], Awaitable[Reply]]
+
+_JSON_TYPE = (b"content-type", b"application/json")
+_encoder = msgspec.json.Encoder()
+_DISCONNECTED = 499  # the metrics' status for a request whose client left before it was answered
+# uuid4's version and variant bits over 128 random bits: uuid.uuid4() reads os.urandom, a syscall
+# per request for an id that only has to be unique (random reseeds itself in forked children).
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def request_id_hex() -> str:
+    """A fresh request id: 32 hex digits shaped like ``uuid.uuid4().hex``."""
+    return f"{random.getrandbits(128) & _V4_CLEAR | _V4_SET:032x}"
+
+
+def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
+    """``relaycore.web.bearer_token`` over raw headers."""
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class _Disconnected(Exception):
+    """The client went away before its body was complete."""
+
+
+class BareRoutes:
+    """An ASGI app: ``routes`` served directly, anything else passed to ``fallback``."""
+
+    def __init__(
+        self,
+        fallback: ASGIApp,
+        routes: Mapping[tuple[str, str], Handler],
+        *,
+        service: str,
+        max_body_bytes: int,
+        body_timeout: float,
+    ) -> None:
+        self.fallback = fallback
+        self.routes = dict(routes)
+        self.service = service
+        self.max_body = max_body_bytes
+        self.body_timeout = body_timeout
+        self.drain_limit = max(8 * max_body_bytes, 16 * 1024 * 1024)  # as RelayMiddleware's
+        self._too_large = f"Request body exceeds {max_body_bytes} bytes"
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.routes.get((scope["method"], scope["path"]))
+            if handler is not None:
+                await self._serve(handler, scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
+
+    async def _serve(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        scope.setdefault("relay.service", self.service)
+        raw: RawHeaders = scope["headers"]
+        last = dict(raw)  # RelayMiddleware reads x-request-id and content-length from the last one
+        given = last.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_text = given or request_id_hex()
+        request_id = request_text.encode()
+        logged_as = logs.request_id.set(request_text)
+        status = _DISCONNECTED
+        try:
+            length = last.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                if length.isdigit() and int(length) <= self.drain_limit:
+                    await self._drain(receive, 0)
+                status = 413
+                body = _json_detail(self._too_large)
+                # RelayMiddleware's early 413 names the request id first.
+                await _respond(send, status, body, [(b"x-request-id", request_text.encode("latin-1"))], None)
+                return
+            headers = last if len(last) == len(raw) else dict(reversed(raw))
+            try:
+                status, out, extra = await handler(await self._body(receive), headers)
+            except _Disconnected:
+                return
+            except Exception as exc:
+                status, out, extra = await self._error(scope, exc)
+            await _respond(send, status, out, extra, request_id)
+        finally:
+            logs.request_id.reset(logged_as)
+            counter, latency = self._metrics(scope["method"], scope["path"], status)
+            counter.inc()
+            latency.observe(time.perf_counter() - start)
+
+    async def _body(self, receive: Receive) -> bytes:
+        """The whole body, within ``body_timeout`` (408) and ``max_body_bytes`` (413)."""
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise _Disconnected
+                body: bytes = message.get("body", b"")
+                if not message.get("more_body", False):
+                    if len(body) > self.max_body:
+                        raise errors.PayloadTooLarge(self._too_large)
+                    return body
+                chunks = [body]
+                seen = len(body)
+                while True:
+                    if seen > self.max_body:
+                        await self._drain(receive, seen)
+                        raise errors.PayloadTooLarge(self._too_large)
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        raise _Disconnected
+                    chunk = message.get("body", b"")
+                    chunks.append(chunk)
+                    seen += len(chunk)
+                    if not message.get("more_body", False):
+                        if seen > self.max_body:
+                            raise errors.PayloadTooLarge(self._too_large)
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise errors.RequestTimeout(
+                f"Request body not received within {self.body_timeout:g} seconds"
+            ) from None
+
+    async def _drain(self, receive: Receive, seen: int) -> None:
+        """Read and drop the rest of the request body, up to ``drain_limit`` bytes in all."""
+        while seen <= self.drain_limit:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def _error(self, scope: Scope, exc: Exception) -> Reply:
+        """The answer the Starlette app would give for ``exc``: its own exception handlers."""
+        handler = next(EXCEPTION_HANDLERS[c] for c in type(exc).__mro__ if c in EXCEPTION_HANDLERS)
+        response = await handler(HTTPConnection(scope), exc)
+        headers = [h for h in response.raw_headers if h[0] not in (b"content-length", b"content-type")]
+        return response.status_code, bytes(response.body), headers
+
+    def _metrics(self, method: str, path: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency series of a route and status, looked up once."""
+        key = (method, path, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                metrics.http_requests.labels(self.service, method, path, str(status)),
+                metrics.http_latency.labels(self.service, path),
+            )
+        return series
+
+
+def _json_detail(detail: str) -> bytes:
+    return _encoder.encode({"detail": detail})
+
+
+async def _respond(send: Send, status: int, body: bytes, first: RawHeaders, request_id: bytes | None) -> None:
+    """One JSON response, headers in the order Starlette's ``JSON`` + RelayMiddleware give them."""
+    headers = [*first, (b"content-length", str(len(body)).encode()), _JSON_TYPE]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve_in_front(app: Starlette, routes: Mapping[tuple[str, str], Handler], *, service: str) -> None:
+    """Make ``app`` answer ``routes`` through ``BareRoutes`` before its middleware stack.
+
+    Starlette builds that stack lazily on the first request into ``middleware_stack``; building it
+    now and wrapping it keeps the app a plain Starlette app (state, lifespan, mounting unchanged)."""
+    settings = app.state.relay.settings
+    app.middleware_stack = BareRoutes(
+        app.build_middleware_stack(),
+        routes,
+        service=service,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.read_timeout,
+    )
