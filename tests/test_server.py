@@ -1,4 +1,5 @@
-"""The process runner: SIGTERM drains WebSockets first (1001 at once), then the server stops."""
+"""The process runner: the HTTP server each service runs (flag > setting > per-service default),
+and under either server SIGTERM drains WebSockets first (1001 at once), then the server stops."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 import json
 import signal
 
+import httpx
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from pulsar_relay.allinone import create_app as all_in_one
-from pulsar_relay.server import drain_hooks
+from pulsar_relay.server import DEFAULT_SERVER, SERVERS, choose_server, drain_hooks
 from relaycore.store.valkey_backend import ValkeyBackend
 from tests.conftest import TEST_SECRET, make_settings
 from tests.support.identity import make_user
@@ -24,8 +27,44 @@ def test_drain_hooks_find_the_gateway_inside_the_all_in_one_app() -> None:
     assert hooks == [app.apps["gateway"].state.drain]
 
 
-async def test_sigterm_closes_websockets_with_1001_and_the_process_exits(valkey_url: str) -> None:
-    """A gateway process asked to stop closes its sockets with 1001 (going away) and exits 0."""
+def test_the_flag_wins_over_the_setting_which_wins_over_the_service_default() -> None:
+    """--server beats the server setting; an empty setting means the service's own default."""
+    assert choose_server("ingest", None, make_settings()) == DEFAULT_SERVER["ingest"] == "uvicorn"
+    assert choose_server("gateway", None, make_settings()) == DEFAULT_SERVER["gateway"]
+    assert choose_server("ingest", None, make_settings(server="hypercorn")) == "hypercorn"
+    assert choose_server("auth", "uvicorn", make_settings(server="hypercorn")) == "uvicorn"
+    assert choose_server("ingest", "hypercorn", make_settings()) == "hypercorn"
+    assert set(DEFAULT_SERVER) == {"all", "auth", "ingest", "gateway"}
+    assert set(DEFAULT_SERVER.values()) <= set(SERVERS)
+
+
+async def test_serve_ingest_runs_its_default_server_and_the_setting_overrides_it() -> None:
+    """`serve ingest` with no choice runs uvicorn (log line and Server header); PULSAR_SERVER and
+    --server pick hypercorn instead."""
+    env = {"PULSAR_STORAGE_BACKEND": "memory", "PULSAR_JWT_SECRET_KEY": TEST_SECRET}
+    cases = [
+        ({}, [], "uvicorn"),
+        ({"PULSAR_SERVER": "hypercorn"}, [], "hypercorn"),
+        ({"PULSAR_SERVER": "hypercorn"}, ["--server", "uvicorn"], "uvicorn"),
+    ]
+    for extra_env, args, expected in cases:
+        proc = RelayProcess("ingest", env | extra_env, extra_args=args)
+        try:
+            await asyncio.to_thread(proc.start)
+            async with httpx.AsyncClient(base_url=proc.url) as http:
+                r = await http.get("/health")
+            assert r.headers["server"].startswith(expected), (extra_env, args, r.headers)
+            assert f"serving ingest with {expected}" in proc.output()
+        finally:
+            proc.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_sigterm_closes_websockets_with_1001_and_the_process_exits(
+    valkey_url: str, server: str
+) -> None:
+    """A gateway process asked to stop closes its sockets with 1001 (going away) and exits 0,
+    under either server."""
     settings = make_settings(valkey_url)
     backend = ValkeyBackend(settings)
     _, token = await make_user(backend, "alice", ["read"])
@@ -35,7 +74,7 @@ async def test_sigterm_closes_websockets_with_1001_and_the_process_exits(valkey_
         "PULSAR_VALKEY_URL": valkey_url,
         "PULSAR_FANOUT_PARTITIONS": "4",
     }
-    proc = RelayProcess("gateway", env).start()
+    proc = RelayProcess("gateway", env, extra_args=["--server", server]).start()
     try:
         async with connect(f"ws://127.0.0.1:{proc.port}/ws?token={token}") as ws:
             await ws.send(json.dumps({"type": "subscribe", "topics": ["t"]}))
