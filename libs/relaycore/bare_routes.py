@@ -1,32 +1,32 @@
-"""Bare-ASGI routes served in front of a service's Starlette app, for hot endpoints whose cost per
+"""Bare-ASGI routes served in front of a service's framework app, for hot endpoints whose cost per
 request is mostly framework: exact method+path pairs, with ``RelayMiddleware``'s behaviour (request
-ids, 413 body limit, 408 body deadline, metrics) and the app's own error mapping, but without the
-middleware, router and Request/Response chain.  Everything else falls through to the app."""
+ids, 413 body limit, 408 body deadline, metrics) and the app's own error mapping (``on_error``), but
+without the middleware, router and Request/Response chain.  Everything else falls through to the app.
+Framework-free: the service's app module plugs it into Starlette."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import msgspec
-from starlette.applications import Starlette
-from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaycore import errors, logs, metrics
-from relaycore.web import EXCEPTION_HANDLERS
 
-log = logging.getLogger(__name__)
-
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
 # (status, JSON body, headers that go before content-length/content-type, as Starlette orders them)
 Reply = tuple[int, bytes, RawHeaders]
 # The request body and its headers (lower-case names; the first of repeated headers, as Starlette).
 Handler = Callable[[bytes, Mapping[bytes, bytes]], Awaitable[Reply]]
+# The answer the framework app would give for an exception raised while serving ``scope``.
+ErrorReply = Callable[[Scope, Exception], Awaitable[Reply]]
 
 _JSON_TYPE = (b"content-type", b"application/json")
 _encoder = msgspec.json.Encoder()
@@ -60,11 +60,13 @@ class BareRoutes:
         fallback: ASGIApp,
         routes: Mapping[tuple[str, str], Handler],
         *,
+        on_error: ErrorReply,
         service: str,
         max_body_bytes: int,
         body_timeout: float,
     ) -> None:
         self.fallback = fallback
+        self.on_error = on_error
         self.routes = dict(routes)
         self.service = service
         self.max_body = max_body_bytes
@@ -107,7 +109,7 @@ class BareRoutes:
             except _Disconnected:
                 return
             except Exception as exc:
-                status, out, extra = await self._error(scope, exc)
+                status, out, extra = await self.on_error(scope, exc)
             await _respond(send, status, out, extra, request_id)
         finally:
             logs.request_id.reset(logged_as)
@@ -158,13 +160,6 @@ class BareRoutes:
             if not message.get("more_body", False):
                 return
 
-    async def _error(self, scope: Scope, exc: Exception) -> Reply:
-        """The answer the Starlette app would give for ``exc``: its own exception handlers."""
-        handler = next(EXCEPTION_HANDLERS[c] for c in type(exc).__mro__ if c in EXCEPTION_HANDLERS)
-        response = await handler(HTTPConnection(scope), exc)
-        headers = [h for h in response.raw_headers if h[0] not in (b"content-length", b"content-type")]
-        return response.status_code, bytes(response.body), headers
-
     def _metrics(self, method: str, path: str, status: int) -> tuple[Any, Any]:
         """The request counter and latency series of a route and status, looked up once."""
         key = (method, path, status)
@@ -188,18 +183,3 @@ async def _respond(send: Send, status: int, body: bytes, first: RawHeaders, requ
         headers.append((b"x-request-id", request_id))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def serve_in_front(app: Starlette, routes: Mapping[tuple[str, str], Handler], *, service: str) -> None:
-    """Make ``app`` answer ``routes`` through ``BareRoutes`` before its middleware stack.
-
-    Starlette builds that stack lazily on the first request into ``middleware_stack``; building it
-    now and wrapping it keeps the app a plain Starlette app (state, lifespan, mounting unchanged)."""
-    settings = app.state.relay.settings
-    app.middleware_stack = BareRoutes(
-        app.build_middleware_stack(),
-        routes,
-        service=service,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout=settings.read_timeout,
-    )

@@ -28,11 +28,11 @@ class ValkeyMessages:
     def __init__(self, client: Client, keys: Keys, settings: Settings) -> None:
         self._r: Any = client  # redis-py's return types are loose; replies are bytes here
         self._k = keys
-        self._script = PublishScript(client, keys, settings)
+        cluster = isinstance(client, RedisCluster)
+        # One node: concurrent publishes share a round trip.  A cluster spreads them over nodes.
+        self._script = PublishScript(client, keys, settings, batched=not cluster)
         # On a cluster a bulk over several partitions (several hash slots) cannot be one script.
-        self._across = (
-            CrossPartitionBulk(client, keys, self._script) if isinstance(client, RedisCluster) else None
-        )
+        self._across = CrossPartitionBulk(client, keys, self._script) if cluster else None
 
     async def publish(
         self,

@@ -18,6 +18,7 @@ from relaycore.keys import Keys
 from relaycore.models import NewMessage, User, now_ms
 from relaycore.store._scripts import load
 from relaycore.store.base import PublishKind
+from relaycore.store.valkey_batch import ScriptBatch
 from relaycore.valkey import Client, send_pinned
 
 _TOPIC_KEYS_CACHED = 16_384
@@ -62,7 +63,8 @@ class Reply(msgspec.Struct, frozen=True):
 
 
 class PublishScript:
-    def __init__(self, client: Client, keys: Keys, settings: Settings) -> None:
+    def __init__(self, client: Client, keys: Keys, settings: Settings, *, batched: bool = False) -> None:
+        """``batched``: coalesce concurrent calls into one round trip (single-node Valkey only)."""
         self._r: Any = client  # redis-py's return types are loose; replies are bytes here
         self._k = keys
         self._s = settings
@@ -71,6 +73,7 @@ class PublishScript:
         self._log_maxlen = str(settings.fanout_log_maxlen)
         self._wait = settings.publish_wait_replicas
         self.waits = self._wait > 0
+        self._batch = ScriptBatch(client, self._script) if batched and not self.waits else None
         self._wait_ms = max(1, int(settings.publish_wait_timeout * 1000))
         self.topic_keys = functools.lru_cache(maxsize=_TOPIC_KEYS_CACHED)(self._keys_of)
 
@@ -132,9 +135,12 @@ class PublishScript:
                 *((True,) if self._wait else ()),
             )
         )
-        reply = await (
-            self._call_and_wait(keys, packed) if self._wait else self._script(keys=keys, args=[packed])
-        )
+        if self._wait:
+            reply = await self._call_and_wait(keys, packed)
+        elif self._batch is not None:
+            reply = await self._batch(keys, packed)
+        else:
+            reply = await self._script(keys=keys, args=[packed])
         status = reply[0]
         if status == b"ok":
             return Reply("ok", ids=[i.decode() for i in reply[1:]])
