@@ -1,0 +1,141 @@
+"""The server-level protections hold whichever HTTP server runs a service (``PULSAR_SERVER``):
+split ingest and gateway processes under uvicorn, and under hypercorn for comparison, cut a head
+dribbled byte by byte, a body dribbled byte by byte and an idle keep-alive connection after
+``read_timeout``, close an oversized WebSocket frame with 1009, and keep a WebSocket that only
+listens open past ``read_timeout``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.reliability.harness import Services, identity
+from tests.security import test_limits as limits
+from tests.security.conftest import WAIT, Relay, recv
+from tests.support.valkey import ValkeyServer
+
+SERVERS = ("uvicorn", "hypercorn")
+
+
+@contextlib.asynccontextmanager
+async def serving(valkey: ValkeyServer, service: str, server: str) -> AsyncIterator[Relay]:
+    """``service`` alone under ``server`` with the short limits of test_limits; ``admin`` holds a
+    token for a read/write user written straight into Valkey (no auth service here)."""
+    procs = Services(valkey.url, PULSAR_SERVER=server, **limits.LIMITS)
+    try:
+        proc = await procs.start(service)
+        _, token = await identity(valkey.url, "operator")
+        async with httpx.AsyncClient(base_url=proc.url, timeout=WAIT) as http:
+            relay = Relay(proc, valkey, http, admin=token)
+            r = await http.get("/health")
+            assert r.headers["server"].startswith(server), r.headers  # the server under test runs
+            try:
+                yield relay
+            finally:
+                for ws in relay.sockets:
+                    await ws.close()
+    finally:
+        procs.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("service", ["ingest", "gateway"])
+async def test_head_and_body_dribbled_and_idle_connections_are_cut(
+    valkey: ValkeyServer, service: str, server: str
+) -> None:
+    """A head dribbled a line every 0.2 s, a body dribbled a byte every 0.2 s (on the service's own
+    body-taking endpoint), a connection that never sends and a keep-alive connection left idle
+    after a response are all closed (or answered 4xx) after read_timeout (1 s)."""
+    async with serving(valkey, service, server) as relay:
+        await limits.test_request_head_dribbled_byte_by_byte_is_cut_off(relay)
+        path = "/api/v1/messages" if service == "ingest" else "/messages/poll"
+        await _body_dribbled_is_cut_off(relay, path)
+        await _silent_connection_is_closed(relay)
+        await _idle_keep_alive_connection_is_closed(relay)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_gateway_websocket_limits(valkey: ValkeyServer, server: str) -> None:
+    """On a gateway: a frame over ws_max_message_bytes closes 1009 (the server keeps serving), and a
+    subscriber that only listens is still served after three read timeouts (protocol pings)."""
+    async with serving(valkey, "gateway", server) as relay:
+        await limits.test_websocket_frame_over_the_limit_closes_1009(relay)
+        async with connect(relay.ws_url(relay.admin), open_timeout=WAIT, ping_interval=None) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "topics": ["quiet"]}))
+            assert (await recv(ws))["type"] == "subscribed"
+            await asyncio.sleep(3.5)  # idle across three read timeouts: the condition under test
+            await ws.send('{"type":"ping"}')
+            assert (await recv(ws))["type"] == "pong"
+
+
+@pytest.mark.slow
+async def test_thousands_of_idle_sockets_are_closed_under_uvicorn(valkey: ValkeyServer) -> None:
+    """2,000 silent TCP connections to an ingest process under uvicorn: it answers meanwhile and
+    closes every one after read_timeout (uvicorn alone would hold them for ever)."""
+    async with serving(valkey, "ingest", "uvicorn") as relay:
+        await limits.test_thousands_of_idle_sockets_are_closed_and_service_goes_on(relay)
+
+
+async def _body_dribbled_is_cut_off(relay: Relay, path: str) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.proc.port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {relay.admin}\r\nContent-Length: 60000\r\n\r\n".encode()
+    )
+    answer = None
+    try:
+        for _ in range(20):  # 4 s of dribbling at most: four read timeouts
+            writer.write(b" ")
+            await writer.drain()
+            try:
+                async with asyncio.timeout(0.2):
+                    answer = await reader.read(1024)
+                    break
+            except TimeoutError:
+                continue
+    except (ConnectionResetError, BrokenPipeError):
+        answer = b""
+    finally:
+        writer.close()
+    assert answer is not None, f"{path}: the server waited for a body dribbled over 4 s"
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    try:
+        async with asyncio.timeout(WAIT):
+            return await reader.read(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def _silent_connection_is_closed(relay: Relay) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.proc.port)
+    try:
+        assert await _closed_by_server(reader), "a connection that never sent a byte is still open"
+    finally:
+        writer.close()
+
+
+async def _idle_keep_alive_connection_is_closed(relay: Relay) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.proc.port)
+    try:
+        writer.write(b"GET /health HTTP/1.1\r\nHost: relay\r\n\r\n")
+        async with asyncio.timeout(WAIT):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.lower().split(b"\r\n")
+            if line.startswith(b"content-length")
+        )
+        await reader.readexactly(length)
+        assert await _closed_by_server(reader), "an idle keep-alive connection is still open"
+    finally:
+        writer.close()
