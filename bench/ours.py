@@ -1,7 +1,8 @@
 """Our relay as the benchmark runs it: the service under test alone on the server core, behind
-the server being measured (hypercorn through ``pulsar-relay serve``, which is the production path,
-or uvicorn / granian on the same app), and its helpers (auth for the login, ingest to publish
-when the gateway is under test) on the load generator's core, where they cost it little."""
+the server being measured (hypercorn and uvicorn through ``pulsar-relay serve --server``, which is
+the production path, or granian on the same app through bench/appfactory.py: ``serve`` does not
+offer it), and its helpers (auth for the login, ingest to publish when the gateway is under test)
+on the load generator's core, where they cost it little."""
 
 from __future__ import annotations
 
@@ -35,15 +36,9 @@ def environment(valkey_url: str) -> dict[str, str]:
 def argv(service: str, server: str, port: int) -> list[str]:
     """The command line serving ``service`` ("all", "auth", "ingest", "gateway") with ``server``."""
     host = ["--host", "127.0.0.1", "--port", str(port)]
-    if server == "hypercorn":
-        return [sys.executable, "-m", "pulsar_relay", "serve", service, *host]
+    if server in ("hypercorn", "uvicorn"):
+        return [sys.executable, "-m", "pulsar_relay", "serve", service, *host, "--server", server]
     target = f"bench.appfactory:{_FACTORY[service]}"
-    if server == "uvicorn":
-        return [
-            sys.executable, "-m", "uvicorn", "--factory", target, *host,
-            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
-            "--no-access-log", "--log-level", "warning", "--backlog", "4096",
-        ]  # fmt: skip
     if server == "granian":
         return [
             sys.executable, "-m", "granian", "--interface", "asgi", "--factory", target, *host,
