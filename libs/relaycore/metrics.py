@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from relaycore.loophist import LoopHistogram
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -38,11 +40,11 @@ publish_latency = Histogram(
 messages_delivered = Counter(
     "relay_messages_delivered_total", "Messages handed to clients", ["transport"], registry=REGISTRY
 )
-delivery_latency = Histogram(
+delivery_latency = LoopHistogram(
     "relay_delivery_latency_seconds",
     "Publish timestamp to hand-off to a client connection",
-    ["transport"],
-    buckets=_LATENCY_BUCKETS,
+    "transport",
+    _LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 messages_expired = Counter(

@@ -8,7 +8,7 @@ from starlette.routing import Route, WebSocketRoute
 from gateway.history import history_endpoint
 from gateway.longpoll import poll_endpoint, stats_endpoint
 from gateway.node import Node
-from gateway.ws import websocket_endpoint
+from gateway.ws import WebSocketEndpoint
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.web import service_app
@@ -18,7 +18,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     context = ctx or Context(settings)
     node = Node(context)
     routes = [
-        WebSocketRoute("/ws", websocket_endpoint),
+        WebSocketRoute("/ws", WebSocketEndpoint()),
         Route("/messages/poll", poll_endpoint, methods=["POST"]),
         Route("/messages/poll/stats", stats_endpoint, methods=["GET"]),
         Route("/api/v1/topics/{name}/messages", history_endpoint, methods=["GET"]),

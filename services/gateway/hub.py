@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.protocol import message_frame
+from gateway.writer import WriteBatch
 from relaycore import metrics
 from relaycore.ids import StreamId
 from relaycore.models import StoredMessage, now_ms
@@ -25,6 +26,7 @@ class Sink(Protocol):
 class Hub:
     def __init__(self) -> None:
         self._sinks: dict[str, set[Sink]] = {}
+        self.writes = WriteBatch()  # WebSocket writes wait for the end of a dispatch
 
     def add(self, topic: str, sink: Sink) -> None:
         self._sinks.setdefault(topic, set()).add(sink)
@@ -43,6 +45,10 @@ class Hub:
         return {topic: len(sinks) for topic, sinks in self._sinks.items()}
 
     def dispatch(self, batch: Sequence[tuple[StreamId, StoredMessage]]) -> None:
+        with self.writes:
+            self._dispatch(batch)
+
+    def _dispatch(self, batch: Sequence[tuple[StreamId, StoredMessage]]) -> None:
         now = 0
         for sid, m in batch:
             sinks = self._sinks.get(m.topic)

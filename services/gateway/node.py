@@ -87,6 +87,8 @@ class Node:
             loop.create_task(self.presence.run(), name="gateway-presence"),
             loop.create_task(self.tailer.run(), name="gateway-tailer"),
         ]
+        if self.settings.ws_ping_interval > 0:
+            self._tasks.append(loop.create_task(self._ping_idle(), name="gateway-pings"))
         with contextlib.suppress(TimeoutError):  # Valkey down at start: requests wait, then 503
             await asyncio.wait_for(self.tailer.ready.wait(), self.settings.valkey_timeout)
 
@@ -122,6 +124,19 @@ class Node:
         session = Session(self, user, outbox, expires_at=expires_at)
         self.sessions.add(session)
         return session
+
+    async def _ping_idle(self) -> None:
+        """An application-level ping to every socket that sent nothing for a ping interval: one
+        sweep for the whole process instead of a timer per connection."""
+        interval = self.settings.ws_ping_interval
+        while True:
+            await asyncio.sleep(interval)
+            frame = protocol.encode(protocol.ServerPing(timestamp=protocol.now()))
+            for session in list(self.sessions):
+                outbox = session.outbox
+                if not outbox.active:
+                    outbox.offer(frame)
+                outbox.active = False
 
     def close_session(self, session: Session) -> None:
         session.end()

@@ -1,6 +1,7 @@
 """The WebSocket transport, ``/ws``: authenticate the handshake, then run the connection as a
-reader (frames into the session) and a writer (the outbox onto the socket), and close with the
-documented code when either ends or the session asks to close (``docs/CLOSE_CODES.md``)."""
+reader task (frames into the session) and a writer (the outbox onto the socket, see
+``gateway.writer``), and close with the documented code when either ends or the session asks to
+close (``docs/CLOSE_CODES.md``)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,23 @@ import asyncio
 import contextlib
 import logging
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import protocol
 from gateway.node import Node
-from gateway.outbox import CONTROL, REPLAYED, Outbox
+from gateway.outbox import Outbox
 from gateway.session import Session
+from gateway.writer import Writer
 from relaycore import metrics
 from relaycore.errors import Unauthenticated, Unavailable
-from relaycore.models import User, now_ms
+from relaycore.models import User
 from relaycore.web import JSON, context_of
 
 log = logging.getLogger(__name__)
 
 BEARER = "bearer"
 CLOSE_TIMEOUT = 2.0  # a client that reads nothing cannot hold the handler open on its close frame
-_delivered = metrics.messages_delivered.labels("websocket")
-_latency = metrics.delivery_latency.labels("websocket")
 _connections = metrics.connections.labels("websocket")
 
 
@@ -56,7 +57,15 @@ async def _authenticate(ws: WebSocket, token: str | None) -> tuple[User, float] 
     return user, float(claims.exp)
 
 
-async def websocket_endpoint(ws: WebSocket) -> None:
+class WebSocketEndpoint:
+    """``/ws`` as a bare ASGI app, so frames go to the server's own ``send`` (Starlette's
+    ``WebSocket`` still does the handshake, the reads and the close)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_socket(WebSocket(scope, receive, send), send)
+
+
+async def serve_socket(ws: WebSocket, send: Send) -> None:
     node: Node = ws.app.state.gateway
     token, subprotocol = _credentials(ws)
     who = await _authenticate(ws, token)
@@ -70,23 +79,31 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     user, expires_at = who
     await ws.accept(subprotocol=subprotocol)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()  # the session asked to close, or I/O ended
+
+    def end(_: object = None) -> None:
+        if not ended.done():
+            ended.set_result(None)
+
     outbox = Outbox(node.settings.ws_send_queue)
+    outbox.on_close = end
+    writer = Writer(send, outbox, node.hub.writes, on_fail=end)
     session = node.open_session(user, outbox, expires_at=expires_at)
     _connections.inc()
-    reader = asyncio.create_task(_read(ws, session))
-    writer = asyncio.create_task(_write(ws, outbox, node.settings.ws_ping_interval))
-    closing = asyncio.create_task(outbox.closed())
+    reader = loop.create_task(_read(ws, session))
+    reader.add_done_callback(end)
     cancelled = False
     try:
-        await asyncio.wait({reader, writer, closing}, return_when=asyncio.FIRST_COMPLETED)
+        await ended
     except asyncio.CancelledError:  # the server's grace period is over
         outbox.close(protocol.GOING_AWAY)
         cancelled = True
     finally:
         client_gone = reader.done() and not reader.cancelled() and reader.exception() is None
-        for task in (reader, writer, closing):
-            task.cancel()
-        await asyncio.gather(reader, writer, closing, return_exceptions=True)
+        reader.cancel()
+        writer.stop()
+        await asyncio.gather(reader, return_exceptions=True)
         node.close_session(session)
         _connections.dec()
     close = outbox.closing
@@ -116,17 +133,3 @@ async def _read(ws: WebSocket, session: Session) -> None:
         log.exception("session %s failed on a frame", session.id)
         session.outbox.close(protocol.INTERNAL_ERROR)
         await asyncio.Event().wait()  # let the close win the race, not "client gone"
-
-
-async def _write(ws: WebSocket, outbox: Outbox, ping_interval: float) -> None:
-    """Drains the outbox onto the socket; an idle socket gets an application-level ping."""
-    while (items := await outbox.take(ping_interval)) is not None:
-        if not items:
-            await ws.send_text(protocol.encode(protocol.ServerPing(timestamp=protocol.now())))
-            continue
-        for frame, born_ms in items:
-            await ws.send_text(frame)
-            if born_ms != CONTROL:
-                _delivered.inc()
-                if born_ms != REPLAYED:
-                    _latency.observe(max(0, now_ms() - born_ms) / 1000)

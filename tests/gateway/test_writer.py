@@ -1,0 +1,136 @@
+"""The writer between an outbox and the server's ASGI ``send``, driven through a ``send`` of our own
+(the seam the writer owns): inline writes, a send that must wait, failures and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.outbox import Outbox
+from gateway.protocol import SLOW_CONSUMER
+from gateway.writer import WriteBatch, Writer
+
+
+class Socket:
+    """An ASGI ``send`` that records text frames; while ``gate`` is set, each send waits on it."""
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+        self.gate: asyncio.Future[None] | None = None
+        self.fail: Exception | None = None
+        self.unwound = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        try:
+            while self.gate is not None:
+                await asyncio.shield(self.gate)
+        finally:
+            self.unwound += 1
+        self.frames.append(message["text"])
+
+
+def wire(limit: int = 10) -> tuple[Outbox, Socket, list[BaseException], Writer]:
+    outbox, socket, failures = Outbox(limit), Socket(), []
+    writer = Writer(socket.send, outbox, WriteBatch(), on_fail=failures.append)
+    return outbox, socket, failures, writer
+
+
+async def test_a_frame_is_written_before_offer_returns() -> None:
+    """A socket with room gets the frame inside ``offer``: no task, no loop round."""
+    outbox, socket, _, _ = wire()
+    outbox.offer("a")
+    outbox.offer("b")
+    assert socket.frames == ["a", "b"] and len(outbox) == 0
+
+
+async def test_frames_behind_a_waiting_send_follow_it_in_order() -> None:
+    """While one send waits for the socket, later frames queue and are written after it, in order."""
+    outbox, socket, _, _ = wire()
+    socket.gate = asyncio.get_running_loop().create_future()
+    outbox.offer("a")
+    outbox.offer("b")
+    outbox.offer("c")
+    assert socket.frames == [] and len(outbox) == 2
+    gate, socket.gate = socket.gate, None
+    gate.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert socket.frames == ["a", "b", "c"]
+    outbox.offer("d")  # idle again: inline once more
+    assert socket.frames[-1] == "d"
+
+
+async def test_a_socket_that_stays_blocked_overflows_as_a_slow_consumer() -> None:
+    """Frames pile up behind a send that never completes; past the limit the outbox closes 4008."""
+    outbox, socket, _, writer = wire(limit=3)
+    socket.gate = asyncio.get_running_loop().create_future()
+    for frame in "abcdef":
+        outbox.offer(frame)
+    assert outbox.closing == SLOW_CONSUMER
+    writer.stop()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert socket.unwound == 1  # the waiting send was closed, its cleanup ran
+
+
+async def test_a_failing_send_reports_to_the_connection() -> None:
+    """A send that raises (the client vanished) is reported once, not swallowed."""
+    outbox, socket, failures, _ = wire()
+    socket.fail = ConnectionResetError("gone")
+    outbox.offer("a")
+    assert len(failures) == 1 and isinstance(failures[0], ConnectionResetError)
+
+
+async def test_queued_frames_are_dropped_once_closing() -> None:
+    """After a close is requested nothing more is written: the close frame goes next."""
+    outbox, socket, _, _ = wire()
+    socket.gate = asyncio.get_running_loop().create_future()
+    outbox.offer("a")
+    outbox.offer("b")
+    outbox.close(SLOW_CONSUMER)
+    gate, socket.gate = socket.gate, None
+    gate.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert socket.frames == ["a"]
+
+
+async def test_frames_offered_during_a_dispatch_are_written_per_connection_at_its_end() -> None:
+    """Inside a write batch nothing is written; at its end each connection's frames go back to back."""
+    batch, order = WriteBatch(), []
+    outboxes = []
+    for name in ("x", "y"):
+        outbox = Outbox(10)
+
+        async def send(message: dict[str, Any], name: str = name) -> None:
+            order.append(name + message["text"])
+
+        Writer(send, outbox, batch, on_fail=lambda exc: None)
+        outboxes.append(outbox)
+    with batch:
+        for n in "12":
+            for outbox in outboxes:
+                outbox.offer(n)
+        assert order == []
+    assert order == ["x1", "x2", "y1", "y2"]
+
+
+async def test_a_send_that_is_not_a_coroutine_is_awaited_in_order() -> None:
+    """A server whose send returns a plain awaitable still gets every frame, in order."""
+    outbox, written = Outbox(10), []
+    loop = asyncio.get_running_loop()
+
+    def send(message: dict[str, Any]) -> asyncio.Future[None]:
+        written.append(message["text"])
+        done: asyncio.Future[None] = loop.create_future()
+        loop.call_soon(done.set_result, None)
+        return done
+
+    Writer(send, outbox, WriteBatch(), on_fail=lambda exc: None)
+    for frame in "abc":
+        outbox.offer(frame)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert written == ["a", "b", "c"] and len(outbox) == 0
