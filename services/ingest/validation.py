@@ -103,4 +103,12 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes | None) -> Any:
 
 def timestamp_of(received_ns: int) -> str:
     """ISO 8601 UTC ending in Z with microseconds (fraction omitted when zero), as the reference."""
-    return iso_z(_EPOCH + timedelta(microseconds=received_ns // 1000))
+    seconds, micros = divmod(received_ns // 1000, 1_000_000)
+    whole = _whole_second(seconds)
+    return f"{whole[:-1]}.{micros:06d}Z" if micros else whole
+
+
+@functools.lru_cache(maxsize=4)
+def _whole_second(seconds: int) -> str:
+    """``iso_z`` of a whole second: formatted once per second rather than once per message."""
+    return iso_z(_EPOCH + timedelta(seconds=seconds))

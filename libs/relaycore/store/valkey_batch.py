@@ -8,9 +8,9 @@ import asyncio
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
-from relaycore.valkey import Client, Command, send_pinned
+from relaycore.valkey import Client
 
 
 class ScriptBatch:
@@ -20,7 +20,7 @@ class ScriptBatch:
     whole batch.  Calls are sent once: a lost reply is not retried (the script is not idempotent)."""
 
     def __init__(self, client: Client, script: AsyncScript) -> None:
-        self._r = client
+        self._r: Any = client  # single-node only: redis-py's pool and connection are untyped
         self._script = script
         self._pending: list[tuple[list[str], bytes, asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()  # strong references to running flushes
@@ -61,9 +61,35 @@ class ScriptBatch:
             raise
 
     async def _send(self, batch: list[tuple[list[str], bytes, asyncio.Future[Any]]]) -> list[Any]:
-        sha = self._script.sha
-        calls: list[Command] = [("EVALSHA", sha, len(keys), *keys, arg) for keys, arg, _ in batch]
-        return await send_pinned(self._r, batch[0][0][0], *calls)
+        """The batch's EVALSHAs written at once on one connection; their replies, errors as values."""
+        sha = self._script.sha.encode()
+        packed = b"".join(_evalsha(sha, keys, arg) for keys, arg, _ in batch)
+        pool = self._r.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command(packed)
+            replies: list[Any] = []
+            for _ in batch:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            await conn.disconnect(nowait=True)  # replies may still be on their way
+            raise
+        finally:
+            await pool.release(conn)
+
+
+def _evalsha(sha: bytes, keys: list[str], arg: bytes) -> bytes:
+    """``EVALSHA sha n keys... arg`` in RESP, packed here: redis-py's pure-Python packing of the
+    same command was the largest single cost of a batched publish."""
+    parts = [b"EVALSHA", sha, b"%d" % len(keys), *(k.encode() for k in keys), arg]
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out += (b"$%d\r\n" % len(part), part, b"\r\n")
+    return b"".join(out)
 
 
 def _settle(future: asyncio.Future[Any], reply: Any) -> None:
