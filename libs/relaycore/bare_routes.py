@@ -118,37 +118,33 @@ class BareRoutes:
             latency.observe(time.perf_counter() - start)
 
     async def _body(self, receive: Receive) -> bytes:
-        """The whole body, within ``body_timeout`` (408) and ``max_body_bytes`` (413)."""
+        """The whole body, within ``body_timeout`` (408) and ``max_body_bytes`` (413).  As in
+        RelayMiddleware, the rest of an over-long body is dropped without the deadline."""
+        chunks: list[bytes] = []
+        seen = 0
         try:
             async with asyncio.timeout(self.body_timeout):
-                message = await receive()
-                if message["type"] != "http.request":
-                    raise _Disconnected
-                body: bytes = message.get("body", b"")
-                if not message.get("more_body", False):
-                    if len(body) > self.max_body:
-                        raise errors.PayloadTooLarge(self._too_large)
-                    return body
-                chunks = [body]
-                seen = len(body)
                 while True:
-                    if seen > self.max_body:
-                        await self._drain(receive, seen)
-                        raise errors.PayloadTooLarge(self._too_large)
                     message = await receive()
                     if message["type"] != "http.request":
                         raise _Disconnected
-                    chunk = message.get("body", b"")
-                    chunks.append(chunk)
+                    chunk: bytes = message.get("body", b"")
+                    more = message.get("more_body", False)
                     seen += len(chunk)
-                    if not message.get("more_body", False):
-                        if seen > self.max_body:
-                            raise errors.PayloadTooLarge(self._too_large)
+                    if seen > self.max_body:
+                        break
+                    if not more and not chunks:
+                        return chunk
+                    chunks.append(chunk)
+                    if not more:
                         return b"".join(chunks)
         except TimeoutError:
             raise errors.RequestTimeout(
                 f"Request body not received within {self.body_timeout:g} seconds"
             ) from None
+        if more:
+            await self._drain(receive, seen)
+        raise errors.PayloadTooLarge(self._too_large)
 
     async def _drain(self, receive: Receive, seen: int) -> None:
         """Read and drop the rest of the request body, up to ``drain_limit`` bytes in all."""
