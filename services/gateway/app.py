@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.history import history_endpoint
 from gateway.longpoll import poll_endpoint, stats_endpoint
@@ -18,12 +19,31 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     context = ctx or Context(settings)
     node = Node(context)
     routes = [
-        WebSocketRoute("/ws", WebSocketEndpoint()),
+        WebSocketRoute("/ws", WebSocketEndpoint()),  # for the route table; see _SocketsInFront
         Route("/messages/poll", poll_endpoint, methods=["POST"]),
         Route("/messages/poll/stats", stats_endpoint, methods=["GET"]),
         Route("/api/v1/topics/{name}/messages", history_endpoint, methods=["GET"]),
     ]
     app = service_app("gateway", settings, context, routes, startup=[node.start], shutdown=[node.stop])
     app.state.gateway = node
+    app.middleware_stack = _SocketsInFront(app.build_middleware_stack(), WebSocketEndpoint())
     app.state.drain = node.drain  # pulsar_relay.server calls it on SIGTERM, before the grace period
     return app
+
+
+class _SocketsInFront:
+    """``/ws`` handshakes go straight to the endpoint, not through the middleware and router chain:
+    each of those layers would stay suspended for the socket's whole life (about 3.5 KiB per idle
+    connection, measured with tracemalloc).  Starlette builds ``middleware_stack`` lazily; setting
+    it keeps the app a plain Starlette app (state, lifespan, mounting unchanged)."""
+
+    def __init__(self, app: ASGIApp, endpoint: ASGIApp) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            scope.setdefault("relay.service", "gateway")
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -4,8 +4,8 @@ Live traffic is ``offer``-ed without ever waiting: when the queue is full the co
 slow and closed (mercure's ``handleFullChan``), so nobody else waits for it.  Catch-up traffic is
 ``put`` with back-pressure, and only while the queue is at most half full, so a long replay never
 leaves live traffic without room.  The first frame offered to an idle outbox calls the writer's
-``on_ready`` at once, so a delivery is written in the dispatching step, with no task switch; the
-writer then ``pop``s until the queue is empty.  No I/O.
+``on_ready`` at once (and again when the queue is half full), so a delivery is written in the
+dispatching step, with no task switch; the writer then ``pop``s until the queue is empty.  No I/O.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class Outbox:
         if not self._busy:
             self._busy = True
             self.on_ready()
+        elif len(self._items) == max(1, self.limit // 2):
+            self.on_ready()  # half full: a writer that defers (a dispatch in progress) writes now
         return True
 
     async def put(self, frame: str, born_ms: int = CONTROL) -> bool:

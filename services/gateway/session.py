@@ -42,7 +42,7 @@ class Session:
         self.subs: dict[str, Subscription] = {}
         self._handovers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._delivered: OrderedDict[str, str] = OrderedDict()
+        self._delivered: OrderedDict[str, str] | None = None  # made on the first delivery
         delay = max(0.0, expires_at - time.time())
         self._expiry = asyncio.get_running_loop().call_later(delay, outbox.close, protocol.TOKEN_EXPIRED)
 
@@ -128,7 +128,7 @@ class Session:
     async def ack(self, frame: Ack) -> None:
         if ids.parse(frame.message_id) is None:
             raise FrameError(protocol.PROCESSING_ERROR, f"Invalid message id {frame.message_id!r}")
-        topic = frame.topic or self._delivered.get(frame.message_id)
+        topic = frame.topic or (self._delivered.get(frame.message_id) if self._delivered else None)
         if topic is not None and (problem := names.topic_problem(topic)):
             raise FrameError(protocol.PROCESSING_ERROR, f"Invalid topic name {topic!r}: {problem}")
         if self.client_id is None or topic is None:
@@ -156,9 +156,12 @@ class Session:
             )
 
     def _remember(self, message: StoredMessage) -> None:
-        self._delivered[message.message_id] = message.topic
-        if len(self._delivered) > DELIVERED_MEMORY:
-            self._delivered.popitem(last=False)
+        delivered = self._delivered
+        if delivered is None:
+            delivered = self._delivered = OrderedDict()
+        delivered[message.message_id] = message.topic
+        if len(delivered) > DELIVERED_MEMORY:
+            delivered.popitem(last=False)
 
     async def _hand_over(self, sub: Subscription) -> None:
         try:

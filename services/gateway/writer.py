@@ -64,9 +64,10 @@ class Writer:
         outbox.on_ready = self._ready
 
     def _ready(self) -> None:
-        if self._batch.open:
+        outbox = self._outbox
+        if self._batch.open and len(outbox) < max(1, outbox.limit // 2):
             self._batch.ready.append(self)
-        else:
+        else:  # no dispatch in progress, or this one would fill the outbox before it ends
             self.write()
 
     def write(self) -> None:

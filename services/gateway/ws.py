@@ -1,7 +1,6 @@
-"""The WebSocket transport, ``/ws``: authenticate the handshake, then run the connection as a
-reader task (frames into the session) and a writer (the outbox onto the socket, see
-``gateway.writer``), and close with the documented code when either ends or the session asks to
-close (``docs/CLOSE_CODES.md``)."""
+"""The WebSocket transport, ``/ws``: authenticate the handshake, then read frames into the session
+while a writer puts the outbox onto the socket (``gateway.writer``), and close with the documented
+code when the client goes, a write fails or the session asks to close (``docs/CLOSE_CODES.md``)."""
 
 from __future__ import annotations
 
@@ -79,31 +78,35 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
         return
     user, expires_at = who
     await ws.accept(subprotocol=subprotocol)
-    loop = asyncio.get_running_loop()
-    ended: asyncio.Future[None] = loop.create_future()  # the session asked to close, or I/O ended
+    # The handler reads the socket itself; a close the session asks for (or a failed write)
+    # interrupts that read by cancelling this task: no reader task, no future per connection.
+    me = asyncio.current_task()
+    assert me is not None
+    interrupting = False
 
-    def end(_: object = None) -> None:
-        if not ended.done():
-            ended.set_result(None)
+    def interrupt(_: object = None) -> None:
+        nonlocal interrupting
+        if not interrupting:
+            interrupting = True
+            me.cancel()
 
     outbox = Outbox(node.settings.ws_send_queue)
-    outbox.on_close = end
-    writer = Writer(send, outbox, node.hub.writes, on_fail=end)
+    outbox.on_close = interrupt
+    writer = Writer(send, outbox, node.hub.writes, on_fail=interrupt)
     session = node.open_session(user, outbox, expires_at=expires_at)
     _connections.inc()
-    reader = loop.create_task(_read(ws, session))
-    reader.add_done_callback(end)
-    cancelled = False
+    client_gone = cancelled = False
     try:
-        await ended
-    except asyncio.CancelledError:  # the server's grace period is over
-        outbox.close(protocol.GOING_AWAY)
-        cancelled = True
+        await _read(ws, session)
+        client_gone = True
+    except asyncio.CancelledError:
+        if not interrupting or me.uncancel() > 0:  # the server's grace period is over
+            interrupting = True  # no self-cancel from the close below
+            outbox.close(protocol.GOING_AWAY)
+            cancelled = True
     finally:
-        client_gone = reader.done() and not reader.cancelled() and reader.exception() is None
-        reader.cancel()
+        interrupting = True
         writer.stop()
-        await asyncio.gather(reader, return_exceptions=True)
         node.close_session(session)
         _connections.dec()
     close = outbox.closing
@@ -117,7 +120,7 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
 
 
 async def _read(ws: WebSocket, session: Session) -> None:
-    """Returns when the client goes away."""
+    """Returns when the client goes away; a session that fails on a frame is closed (1011)."""
     try:
         while True:
             message = await ws.receive()

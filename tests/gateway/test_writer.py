@@ -134,3 +134,14 @@ async def test_a_send_that_is_not_a_coroutine_is_awaited_in_order() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
     assert written == ["a", "b", "c"] and len(outbox) == 0
+
+
+async def test_a_dispatch_larger_than_the_outbox_writes_early_instead_of_overflowing() -> None:
+    """Inside a write batch, an outbox that reaches half its limit is written at once, not closed."""
+    outbox, socket, _, _ = wire(limit=4)
+    batch = WriteBatch()
+    Writer(socket.send, outbox, batch, on_fail=lambda exc: None)
+    with batch:
+        for frame in "abcdefgh":
+            outbox.offer(frame)
+    assert outbox.closing is None and socket.frames == list("abcdefgh")
