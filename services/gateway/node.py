@@ -108,6 +108,9 @@ class Node:
         for task in [*self._tasks, *self._checks]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._checks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # what was dispatched is not handed over again
+            async with asyncio.timeout(1.0):
+                await self.tailer.settle()
         with contextlib.suppress(Exception):  # leave zeros behind, not our last counts
             async with asyncio.timeout(1.0):
                 await self.presence.beat()

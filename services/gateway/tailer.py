@@ -1,6 +1,6 @@
 """The one loop per gateway that reads the fan-out logs: through this gateway's own consumer group
 (so a restart with the same identity resumes where it stopped), in batches, handing each batch to
-the cache and the hub in one synchronous step and acknowledging it afterwards.
+the cache and the hub in one synchronous step and acknowledging it while the next read waits.
 
 ``positions[p]`` is the id of the last message dispatched from partition p.  Everything in the
 partition up to it has been handed to the hub; everything after it will be.  Long-poll cursors and
@@ -54,6 +54,11 @@ class Tailer:
         self.partitions = fanout.partitions
         self.positions: list[StreamId | None] = [None] * self.partitions
         self.ready = asyncio.Event()  # set once the group is joined and its backlog re-dispatched
+        # Acknowledged beside the next read, not before it: a message that arrives meanwhile is not
+        # held up by the round trip.  An entry whose ack is lost stays pending in the group and is
+        # handed over again on the next join, where positions and subscriptions drop repeats.
+        self._unacked: dict[int, list[str]] = {}
+        self._acking: asyncio.Task[None] | None = None
 
     def position(self, topic: str) -> StreamId | None:
         return self.positions[partition_of(topic, self.partitions)]
@@ -93,9 +98,11 @@ class Tailer:
                     # Let writers drain between partitions: one step then offers at most one
                     # batch per topic, which ws_send_queue must (and by default does) exceed.
                     await asyncio.sleep(0)
-                for p, messages in batches:
-                    await self._fanout.ack(self._group, p, [m.message_id for m in messages])
                 if batches:
+                    for p, messages in batches:
+                        self._unacked.setdefault(p, []).extend(m.message_id for m in messages)
+                    if self._acking is None or self._acking.done():
+                        self._acking = asyncio.get_running_loop().create_task(self.flush_acks())
                     metrics.tail_batches.inc(len(batches))
                 delay = FIRST_BACKOFF
             except Unavailable as exc:
@@ -108,6 +115,25 @@ class Tailer:
                 joined = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
+
+    async def flush_acks(self) -> None:
+        """Acknowledge what was dispatched, one command per partition, all in flight at once; on
+        failure keep the ids for the next flush."""
+        while self._unacked:
+            batch, self._unacked = self._unacked, {}
+            try:
+                await asyncio.gather(*(self._fanout.ack(self._group, p, ids) for p, ids in batch.items()))
+            except Exception as exc:
+                for p, ids in batch.items():
+                    self._unacked.setdefault(p, [])[:0] = ids
+                log.warning("acknowledging the fan-out log failed (%s); retrying with the next batch", exc)
+                return
+
+    async def settle(self) -> None:
+        """Wait for the acknowledgement in flight, then send what is left (at shutdown)."""
+        if self._acking is not None:
+            await asyncio.gather(self._acking, return_exceptions=True)
+        await self.flush_acks()
 
     async def _join(self, parts: list[int] | None) -> None:
         joined = await self._fanout.join(self._group, parts)

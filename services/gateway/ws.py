@@ -24,7 +24,6 @@ from relaycore.web import JSON, context_of
 log = logging.getLogger(__name__)
 
 BEARER = "bearer"
-CLOSE_TIMEOUT = 2.0  # a client that reads nothing cannot hold the handler open on its close frame
 _connections = metrics.connections.labels("websocket")
 
 
@@ -113,7 +112,10 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
     if close is not None and not client_gone:
         metrics.disconnects.labels(close.reason.lower().replace(" ", "_")).inc()
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            # A client that stopped reading gets its close frame once it reads again (a server may
+            # hold the frame until the socket drains); one that never does is let go after
+            # read_timeout, like any silent connection.
+            async with asyncio.timeout(node.settings.read_timeout):
                 await ws.close(close.code, close.reason)
     if cancelled:
         raise asyncio.CancelledError
