@@ -96,6 +96,10 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicor
         ws_ping_interval=settings.ws_ping_interval or None,
         ws_ping_timeout=settings.read_timeout,
         ws_max_size=settings.ws_max_message_bytes,
+        # Per-message deflate would compress every frame once per connection (the gateway
+        # encodes a message once for all its subscribers) and hold a zlib context per socket:
+        # ~50 KiB each, measured with tracemalloc, more than the rest of the connection.
+        ws_per_message_deflate=False,
         # The app reads X-Forwarded-For itself (forwarded_allow_ips, rate limits); the ASGI client
         # address stays the peer's, as under hypercorn.
         proxy_headers=False,

@@ -19,14 +19,14 @@ ServerName = Literal["hypercorn", "uvicorn"]
 SERVERS: tuple[ServerName, ...] = ("hypercorn", "uvicorn")
 # The server each service runs when neither `serve --server` nor the `server` setting names one:
 # the one that measured best for it (docs/BENCHMARKS.md, "Server choice").  Uvicorn (httptools)
-# answers single publishes with a lower p50 and ~1.9x the requests/s of hypercorn.  Granian led
-# the gateway's fan-out but cannot be embedded with our drain and head timeout, so the gateway
-# keeps hypercorn until uvicorn and hypercorn are compared for it.
+# answers single publishes with a lower p50 and ~1.9x the requests/s of hypercorn; with the
+# websockets sans-I/O implementation it fans out about twice the deliveries/s per core.  Auth's
+# cost is argon2, not the server: it follows the others so one server runs everywhere by default.
 DEFAULT_SERVER: dict[str, ServerName] = {
-    "all": "hypercorn",
-    "auth": "hypercorn",
+    "all": "uvicorn",
+    "auth": "uvicorn",
     "ingest": "uvicorn",
-    "gateway": "hypercorn",
+    "gateway": "uvicorn",
 }
 
 
@@ -70,11 +70,14 @@ def stop_on_signals(app: Any, stop: Callable[[], None], stop_now: Callable[[], N
         loop.add_signal_handler(sig, on_signal)
 
 
-# The relay allocates many short-lived objects per message (frames, dicts, tasks) and almost no
-# reference cycles, so CPython's default gen-0 threshold (700 allocations) runs the cyclic collector
+# The relay allocates many short-lived objects per message (frames, dicts, tasks) and few reference
+# cycles, so CPython's default gen-0 threshold (700 allocations) runs the cyclic collector
 # thousands of times a second under load; its pauses were most of the fan-out p99 tail
-# (docs/BENCHMARKS.md, "Reading the results"). Collect rarely, and never scan start-up objects.
-GC_THRESHOLDS = (700_000, 1_000, 1_000)
+# (docs/BENCHMARKS.md, "Reading the results").  Collect less often, and never scan start-up
+# objects.  Not too rarely either: each WebSocket handshake leaves a cycle behind (the server's
+# HTTP protocol object it upgraded from); at 700,000 that garbage outlived thousands of
+# handshakes and cost ~5 KiB per held socket, at 50,000 it does not (and a gen-0 pass stays short).
+GC_THRESHOLDS = (50_000, 1_000, 1_000)
 
 
 def tune_gc() -> None:
