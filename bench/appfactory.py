@@ -1,6 +1,6 @@
-"""ASGI app factories for servers other than hypercorn (``uvicorn --factory``, ``granian
---factory``): each builds one of our services from the ``PULSAR_*`` environment, as
-``pulsar-relay serve`` does, so the server comparison runs the very same app."""
+"""ASGI app factories for a server ``pulsar-relay serve`` does not offer (``granian --factory``):
+each builds one of our services from the ``PULSAR_*`` environment, as ``pulsar-relay serve`` does,
+so the server comparison runs the very same app."""
 
 from __future__ import annotations
 

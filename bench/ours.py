@@ -48,11 +48,11 @@ def argv(service: str, server: str, port: int) -> list[str]:
     raise ValueError(f"unknown server {server!r}; choose from {SERVERS}")
 
 
-def service(name: str, valkey_url: str, *, server: str = "hypercorn", core: int = SERVER_CORE) -> Server:
+def service(name: str, valkey_url: str, *, server: str = "uvicorn", core: int = SERVER_CORE) -> Server:
     port = free_port()
     return Server(f"ours-{name}-{server}", argv(name, server, port), environment(valkey_url), port, core=core)
 
 
 def helper(name: str, valkey_url: str) -> Server:
-    """A supporting service (not under test): hypercorn, on the load generator's core."""
+    """A supporting service (not under test): the default server, on the load generator's core."""
     return service(name, valkey_url, core=LOADGEN_CORE)

@@ -102,8 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--server",
         choices=SERVERS,
-        default="hypercorn",
-        help="server for ours in the main rounds (hypercorn = `pulsar-relay serve`, the production path)",
+        default="uvicorn",
+        help="server for ours in the main rounds (uvicorn: what `pulsar-relay serve` runs by default)",
     )
     p.add_argument("--servers", action="store_true", help="also compare hypercorn, uvicorn and granian")
     p.add_argument("--server-rounds", type=int, default=2)

@@ -63,7 +63,7 @@ def _start_all(servers: list[Server]) -> None:
 
 
 async def deploy(
-    system: str, role: str, valkey_url: str, *, server: str = "hypercorn", max_clients: int = 25_000
+    system: str, role: str, valkey_url: str, *, server: str = "uvicorn", max_clients: int = 25_000
 ) -> Deployment:
     """Start ``system`` for ``role`` ("ingest", "gateway" or "all") on a flushed Valkey and log in."""
     flush(valkey_url)
