@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,7 +113,23 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicor
     )
 
 
+def _no_secrets(record: logging.LogRecord) -> bool:
+    """Drop the WebSocket protocol's DEBUG lines, and the query string (``?token=``) from the
+    ``"WebSocket /ws" [accepted]`` lines uvicorn writes at INFO."""
+    if record.levelno <= logging.DEBUG:
+        return False
+    if isinstance(record.args, tuple) and '"WebSocket %s"' in str(record.msg):
+        record.args = tuple(
+            a.split("?", 1)[0] if isinstance(a, str) and a.startswith("/") else a for a in record.args
+        )
+    return True
+
+
 async def serve(app: Any, settings: Settings, host: str, port: int) -> None:
+    # The WebSocket protocol logs every handshake header and frame at DEBUG through this logger:
+    # tokens (the `bearer.<jwt>` subprotocol) and message contents.  Those lines never reach the
+    # log, whatever PULSAR_LOG_LEVEL says; nor do the tokens of `?token=` handshakes.
+    logging.getLogger("uvicorn.error").addFilter(_no_secrets)
     server = RelayServer(uvicorn_config(app, settings, host, port))
     stop_on_signals(app, server.stop, server.stop_now)
     await server.serve()
