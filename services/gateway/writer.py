@@ -20,6 +20,7 @@ from typing import Any
 from gateway.outbox import CONTROL, REPLAYED, Outbox
 from relaycore import metrics
 from relaycore.models import now_ms
+from relaycore.wsframes import FRAME_KEY, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +29,26 @@ _delivered = metrics.messages_delivered.labels("websocket")
 _latency = metrics.delivery_latency.labels("websocket")
 
 
+def _message(frame: str, framed: bytes | None) -> dict[str, Any]:
+    if framed is None:
+        return {"type": "websocket.send", "text": frame}
+    return {"type": "websocket.send", "text": frame, FRAME_KEY: framed}
+
+
 class WriteBatch:
     """Defers writes while the hub dispatches a batch of messages, then writes each connection's
     frames back to back: touching one connection's objects (server protocol, framing, transport)
     for all its frames at once keeps them in the CPU caches, where going round 1,000 connections
     once per message does not (measured: about a third less CPU per delivery)."""
 
-    __slots__ = ("open", "ready")
+    __slots__ = ("frames", "open", "ready")
 
     def __init__(self) -> None:
         self.open = False
         self.ready: list[Writer] = []
+        # Each message's WebSocket frame, made once for all its subscribers while the batch is
+        # written (the same frame text object reaches every one of them).
+        self.frames: dict[str, bytes] | None = None
 
     def __enter__(self) -> None:
         self.open = True
@@ -46,8 +56,22 @@ class WriteBatch:
     def __exit__(self, *_: object) -> None:
         self.open = False
         ready, self.ready = self.ready, []
-        for writer in ready:
-            writer.write()
+        self.frames = {}
+        try:
+            for writer in ready:
+                writer.write()
+        finally:
+            self.frames = None
+
+    def framed(self, frame: str) -> bytes | None:
+        """The frame's bytes while a batch is being written; None otherwise (the server frames)."""
+        frames = self.frames
+        if frames is None:
+            return None
+        framed = frames.get(frame)
+        if framed is None:
+            framed = frames[frame] = text_frame(frame)
+        return framed
 
 
 class Writer:
@@ -80,7 +104,7 @@ class Writer:
         now = now_ms()
         while (item := self._outbox.pop()) is not None:
             frame, born_ms = item
-            sending = self._send({"type": "websocket.send", "text": frame})
+            sending = self._send(_message(frame, self._batch.framed(frame)))
             if isinstance(sending, CoroutineType):
                 try:
                     waiting = sending.send(None)
