@@ -195,25 +195,17 @@ NOTES = """
 Each row is the best of the rounds (by requests/s). Requests/s and latency still depend on
 whatever else runs on the machine (the load average above); CPU µs per request, read from /proc
 for the ingest process and for Valkey, is the steadier figure. Every publish is one `EVALSHA` of
-`publish.lua`, nothing else.
+`publish.lua`; the publishes that arrive in one event-loop iteration are written to Valkey
+together on one connection (one round trip, packed by `relaycore.store.valkey_batch`), each
+caller still getting its own reply or error. The two publish routes are served as bare ASGI
+handlers in front of Starlette (`relaycore.bare_routes`), with the same request ids, limits,
+metrics and error answers.
 
-Where the time goes (py-spy, `python -m bench.publish --profile` then
-`py-spy record -p <pid> --nonblocking -f raw`, single publishes from 10 connections):
-
-| share of ingest CPU | what |
-|---:|---|
-| ~27% | hypercorn/h11: reading and parsing the request, task per request |
-| ~21% | sending the response: head and body are separate writes (syscalls, loopback TCP) |
-| ~29% | the Valkey call in redis-py, of which ~21 points are the socket write itself |
-| ~8% | the event loop (uvloop) |
-| ~6% | ingest's own work: validation, building the script argument, response encoding |
-
-`GET /health` (first row) is the floor set by the HTTP server and the framework; a single
-publish costs about twice its CPU. Before the publish script took its arguments as one
-MessagePack blob, redis-py's pure-Python command packing cost ~1 µs per argument: ~570 µs of the
-~1,400 µs of a bulk of 100 (524 arguments). It is now one argument (~6 µs to encode). What is
-left is mostly outside this service's code: the HTTP server (a server that writes head and body
-in one syscall would save most of the ~21% response share) and loopback syscalls.
+Where the time goes now: the `s2_ingest` profile under "Where the time goes" below (py-spy over
+scenario 2 of the suite). `GET /health` (first row) is the floor set by the HTTP server and the
+framework. What is left in a single publish is mostly outside this service's code: uvicorn's
+request parsing and its response (head and body are two writes), redis-py's connection pool and
+reply parsing, and loopback syscalls.
 """
 
 

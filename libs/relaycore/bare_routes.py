@@ -48,6 +48,24 @@ def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def drain_limit(max_body_bytes: int) -> int:
+    """How much of an over-long body is read and dropped before answering 413.  Clients that send
+    the whole body before reading (requests, httpx) otherwise get a connection reset instead of the
+    413 (the real client retries resets forever); beyond this, the connection is just closed."""
+    return max(8 * max_body_bytes, 16 * 1024 * 1024)
+
+
+async def drain_body(receive: Receive, seen: int, limit: int) -> None:
+    """Read and drop the rest of a request body, up to ``limit`` bytes in all."""
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class _Disconnected(Exception):
     """The client went away before its body was complete."""
 
@@ -71,7 +89,7 @@ class BareRoutes:
         self.service = service
         self.max_body = max_body_bytes
         self.body_timeout = body_timeout
-        self.drain_limit = max(8 * max_body_bytes, 16 * 1024 * 1024)  # as RelayMiddleware's
+        self.drain_limit = drain_limit(max_body_bytes)
         self._too_large = f"Request body exceeds {max_body_bytes} bytes"
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -97,7 +115,7 @@ class BareRoutes:
             length = last.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 if length.isdigit() and int(length) <= self.drain_limit:
-                    await self._drain(receive, 0)
+                    await drain_body(receive, 0, self.drain_limit)
                 status = 413
                 body = _json_detail(self._too_large)
                 # RelayMiddleware's early 413 names the request id first.
@@ -143,18 +161,8 @@ class BareRoutes:
                 f"Request body not received within {self.body_timeout:g} seconds"
             ) from None
         if more:
-            await self._drain(receive, seen)
+            await drain_body(receive, seen, self.drain_limit)
         raise errors.PayloadTooLarge(self._too_large)
-
-    async def _drain(self, receive: Receive, seen: int) -> None:
-        """Read and drop the rest of the request body, up to ``drain_limit`` bytes in all."""
-        while seen <= self.drain_limit:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            seen += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
 
     def _metrics(self, method: str, path: str, status: int) -> tuple[Any, Any]:
         """The request counter and latency series of a route and status, looked up once."""

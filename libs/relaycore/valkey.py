@@ -147,16 +147,18 @@ async def send_pinned(client: Client, key: str, *commands: Command) -> list[Any]
     pool: Any = client.connection_pool  # get_connection is untyped in redis-py
     conn = await pool.get_connection()
     try:
-        return await _exchange(conn, commands)
+        return await exchange(conn, conn.pack_commands(commands), len(commands))
     finally:
         await pool.release(conn)
 
 
-async def _exchange(conn: Any, commands: tuple[Command, ...]) -> list[Any]:
+async def exchange(conn: Any, packed: bytes | list[bytes], count: int) -> list[Any]:
+    """Write ``count`` packed commands at once on ``conn`` and read their replies, errors as
+    values; the connection is dropped if anything else goes wrong (a reply may be in flight)."""
     try:
-        await conn.send_packed_command(conn.pack_commands(commands))
+        await conn.send_packed_command(packed)
         replies: list[Any] = []
-        for _ in commands:
+        for _ in range(count):
             try:
                 replies.append(await conn.read_response())
             except ResponseError as exc:
@@ -176,7 +178,8 @@ async def _send_pinned_cluster(rc: RedisCluster, key: str, commands: tuple[Comma
             raise SlotNotCoveredError(f"no node serves the slot of {key!r}")
         conn = node.acquire_connection()
         try:
-            replies = await _exchange(conn, (("ASKING",), *commands) if asking else commands)
+            sent = (("ASKING",), *commands) if asking else commands
+            replies = await exchange(conn, conn.pack_commands(sent), len(sent))
         finally:
             node.release(conn)
         if asking:

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaycore import errors, jsonbody, logs, metrics
+from relaycore.bare_routes import drain_body, drain_limit
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.models import User, iso_z
@@ -167,10 +168,7 @@ class RelayMiddleware:
         self.service = service
         self.max_body = max_body_bytes
         self.body_timeout = body_timeout
-        # How much of an over-long body is read and dropped before answering 413.  Clients that
-        # send the whole body before reading (requests, httpx) otherwise get a connection reset
-        # instead of the 413 (the real client retries resets forever); beyond this, we just close.
-        self.drain_limit = max(8 * max_body_bytes, 16 * 1024 * 1024)
+        self.drain_limit = drain_limit(max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -183,7 +181,7 @@ class RelayMiddleware:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             if length.isdigit() and int(length) <= self.drain_limit:
-                await self._drain(receive, 0)
+                await drain_body(receive, 0, self.drain_limit)
             await self._too_large(scope, receive, send, request_id)
             return
         seen = 0
@@ -208,7 +206,7 @@ class RelayMiddleware:
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
                     if message.get("more_body", False):
-                        await self._drain(receive, seen)
+                        await drain_body(receive, seen, self.drain_limit)
                     raise errors.PayloadTooLarge(f"Request body exceeds {self.max_body} bytes")
             return message
 
@@ -229,16 +227,6 @@ class RelayMiddleware:
             path = getattr(route, "path", "unmatched")
             metrics.http_requests.labels(self.service, scope["method"], path, str(status)).inc()
             metrics.http_latency.labels(self.service, path).observe(time.perf_counter() - start)
-
-    async def _drain(self, receive: Receive, seen: int) -> None:
-        """Read and drop the rest of the request body, up to ``drain_limit`` bytes in all."""
-        while seen <= self.drain_limit:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            seen += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         response = JSON(

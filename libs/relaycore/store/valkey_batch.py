@@ -8,9 +8,9 @@ import asyncio
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
-from relaycore.valkey import Client
+from relaycore.valkey import Client, exchange
 
 
 class ScriptBatch:
@@ -67,17 +67,7 @@ class ScriptBatch:
         pool = self._r.connection_pool
         conn = await pool.get_connection()
         try:
-            await conn.send_packed_command(packed)
-            replies: list[Any] = []
-            for _ in batch:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-            return replies
-        except BaseException:
-            await conn.disconnect(nowait=True)  # replies may still be on their way
-            raise
+            return await exchange(conn, packed, len(batch))
         finally:
             await pool.release(conn)
 
