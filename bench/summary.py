@@ -77,6 +77,9 @@ METRICS = [
     Metric(
         4, "s4_half_p99", "fan-out: p99 at half load", "ms", _get("half_load", "latency", "p99_ms"), False
     ),
+    Metric(
+        4, "s4_target_p99", "fan-out: p99 at 50,000/s", "ms", _get("target_load", "latency", "p99_ms"), False
+    ),
     Metric(5, "s5_sat", "200 topics: deliveries/s (burst)", "/s", _get(S)),
     Metric(5, "s5_sustained", "200 topics: highest steady rate kept up", "/s", _sustained("curve")),
     Metric(5, "s5_ref_rate", "200 topics: at 500 pub/s", "/s", _get("reference_load", "deliveries_per_s")),
@@ -155,7 +158,8 @@ TARGETS = [
     Target(
         4,
         "≥ 100,000 deliveries/s; p99 ≤ 25 ms at half that rate",
-        lambda f: _all(_ge(_ours(f, "s4_sat"), 100_000), _le(_ours(f, "s4_half_p99"), 25)),
+        # "Half that rate": half of the 100,000, the step run at exactly 50,000 deliveries/s.
+        lambda f: _all(_ge(_ours(f, "s4_sat"), 100_000), _le(_ours(f, "s4_target_p99"), 25)),
     ),
     Target(
         5,
