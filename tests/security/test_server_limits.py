@@ -55,7 +55,7 @@ async def test_head_and_body_dribbled_and_idle_connections_are_cut(
     async with serving(valkey, service, server) as relay:
         await limits.test_request_head_dribbled_byte_by_byte_is_cut_off(relay)
         path = "/api/v1/messages" if service == "ingest" else "/messages/poll"
-        await _body_dribbled_is_cut_off(relay, path)
+        await limits.body_dribbled_is_cut_off(relay, path)
         await _silent_connection_is_closed(relay)
         await _idle_keep_alive_connection_is_closed(relay)
 
@@ -80,31 +80,6 @@ async def test_thousands_of_idle_sockets_are_closed_under_uvicorn(valkey: Valkey
     closes every one after read_timeout (uvicorn alone would hold them for ever)."""
     async with serving(valkey, "ingest", "uvicorn") as relay:
         await limits.test_thousands_of_idle_sockets_are_closed_and_service_goes_on(relay)
-
-
-async def _body_dribbled_is_cut_off(relay: Relay, path: str) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", relay.proc.port)
-    writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {relay.admin}\r\nContent-Length: 60000\r\n\r\n".encode()
-    )
-    answer = None
-    try:
-        for _ in range(20):  # 4 s of dribbling at most: four read timeouts
-            writer.write(b" ")
-            await writer.drain()
-            try:
-                async with asyncio.timeout(0.2):
-                    answer = await reader.read(1024)
-                    break
-            except TimeoutError:
-                continue
-    except (ConnectionResetError, BrokenPipeError):
-        answer = b""
-    finally:
-        writer.close()
-    assert answer is not None, f"{path}: the server waited for a body dribbled over 4 s"
-    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer
 
 
 async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
