@@ -26,10 +26,11 @@ def _ignore() -> None:
 
 
 class Outbox:
-    __slots__ = ("_busy", "_items", "_room", "active", "closing", "limit", "on_close", "on_ready")
+    __slots__ = ("_busy", "_items", "_room", "active", "closing", "half", "limit", "on_close", "on_ready")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.half = max(1, limit // 2)  # where replays wait and a deferring writer writes anyway
         self.closing: Close | None = None
         self.active = False  # a frame was taken since the node's ping sweep last looked
         self.on_ready: Callable[[], None] = _ignore  # the writer: frames wait and it is idle
@@ -53,13 +54,13 @@ class Outbox:
         if not self._busy:
             self._busy = True
             self.on_ready()
-        elif len(self._items) == max(1, self.limit // 2):
+        elif len(self._items) == self.half:
             self.on_ready()  # half full: a writer that defers (a dispatch in progress) writes now
         return True
 
     async def put(self, frame: str, born_ms: int = CONTROL) -> bool:
         """Queue once the queue is at most half full; False if the connection is closing."""
-        while len(self._items) >= max(1, self.limit // 2) and self.closing is None:
+        while len(self._items) >= self.half and self.closing is None:
             if self._room is None:
                 self._room = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._room)
@@ -74,7 +75,7 @@ class Outbox:
             return None
         item = self._items.popleft()
         self.active = True
-        if self._room is not None and len(self._items) < max(1, self.limit // 2):
+        if self._room is not None and len(self._items) < self.half:
             self._wake_put()
         return item
 

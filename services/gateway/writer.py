@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from types import CoroutineType
 from typing import Any
@@ -22,11 +21,18 @@ from relaycore import metrics
 from relaycore.models import now_ms
 from relaycore.wsframes import FRAME_KEY, text_frame
 
-log = logging.getLogger(__name__)
-
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 _delivered = metrics.messages_delivered.labels("websocket")
 _latency = metrics.delivery_latency.labels("websocket")
+
+
+def _delivery(born_ms: int, now: int) -> int:
+    """1 for a message (its latency observed, unless it was replayed), 0 for a control frame."""
+    if born_ms == CONTROL:
+        return 0
+    if born_ms != REPLAYED:
+        _latency.observe(max(0, now - born_ms) / 1000)
+    return 1
 
 
 def _message(frame: str, framed: bytes | None) -> dict[str, Any]:
@@ -89,7 +95,7 @@ class Writer:
 
     def _ready(self) -> None:
         outbox = self._outbox
-        if self._batch.open and len(outbox) < max(1, outbox.limit // 2):
+        if self._batch.open and len(outbox) < outbox.half:
             self._batch.ready.append(self)
         else:  # no dispatch in progress, or this one would fill the outbox before it ends
             self.write()
@@ -109,10 +115,7 @@ class Writer:
                 try:
                     waiting = sending.send(None)
                 except StopIteration:
-                    if born_ms != CONTROL:
-                        delivered += 1
-                        if born_ms != REPLAYED:
-                            _latency.observe(max(0, now - born_ms) / 1000)
+                    delivered += _delivery(born_ms, now)
                     continue
                 except Exception as exc:
                     self._on_fail(exc)
@@ -131,22 +134,16 @@ class Writer:
     async def _finish(self, rest: Awaitable[None], born_ms: int) -> None:
         try:
             await rest
-            self._written(born_ms)
+            _delivered.inc(_delivery(born_ms, now_ms()))
             while (item := self._outbox.pop()) is not None:
-                await self._send({"type": "websocket.send", "text": item[0]})
-                self._written(item[1])
+                await self._send(_message(item[0], None))
+                _delivered.inc(_delivery(item[1], now_ms()))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._on_fail(exc)
         finally:
             self._task = None
-
-    def _written(self, born_ms: int) -> None:
-        if born_ms != CONTROL:
-            _delivered.inc()
-            if born_ms != REPLAYED:
-                _latency.observe(max(0, now_ms() - born_ms) / 1000)
 
     def stop(self) -> None:
         """Abandon a waiting send (the connection is closing)."""
