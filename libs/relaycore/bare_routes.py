@@ -42,10 +42,15 @@ def request_id_hex() -> str:
     return f"{random.getrandbits(128) & _V4_CLEAR | _V4_SET:032x}"
 
 
-def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
-    """``relaycore.web.bearer_token`` over raw headers."""
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+def bearer_of(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value; None for anything else."""
+    scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
+    """The bearer token of raw ASGI headers."""
+    return bearer_of(headers.get(b"authorization", b"").decode("latin-1"))
 
 
 def drain_limit(max_body_bytes: int) -> int:
@@ -108,7 +113,7 @@ class BareRoutes:
         last = dict(raw)  # RelayMiddleware reads x-request-id and content-length from the last one
         given = last.get(b"x-request-id", b"").decode("latin-1")[:64]
         request_text = given or request_id_hex()
-        request_id = request_text.encode()
+        request_id = request_text.encode("latin-1")
         logged_as = logs.request_id.set(request_text)
         status = _DISCONNECTED
         try:
@@ -119,7 +124,7 @@ class BareRoutes:
                 status = 413
                 body = _json_detail(self._too_large)
                 # RelayMiddleware's early 413 names the request id first.
-                await _respond(send, status, body, [(b"x-request-id", request_text.encode("latin-1"))], None)
+                await _respond(send, status, body, [(b"x-request-id", request_id)], None)
                 return
             headers = last if len(last) == len(raw) else dict(reversed(raw))
             try:

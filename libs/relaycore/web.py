@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -24,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaycore import errors, jsonbody, logs, metrics
-from relaycore.bare_routes import drain_body, drain_limit
+from relaycore.bare_routes import bearer_of, drain_body, drain_limit, request_id_hex
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.models import User, iso_z
@@ -111,9 +110,7 @@ async def read_json(request: Request, schema: type[T]) -> T:
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return bearer_of(conn.headers.get("authorization", ""))
 
 
 def context_of(conn: HTTPConnection) -> Context:
@@ -177,7 +174,7 @@ class RelayMiddleware:
             return
         scope.setdefault("relay.service", self.service)
         headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or request_id_hex()
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             if length.isdigit() and int(length) <= self.drain_limit:
@@ -214,7 +211,10 @@ class RelayMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         start = time.perf_counter()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
-from ingest.routes import bare, routes
+from ingest.routes import bare, publish_endpoints, routes
 from relaycore.bare_routes import BareRoutes, Handler, Reply, Scope
 from relaycore.config import Settings
 from relaycore.context import Context
@@ -16,9 +16,10 @@ from relaycore.web import EXCEPTION_HANDLERS, service_app
 
 def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     context = ctx or Context(settings)
-    app = service_app("ingest", settings, context, routes(context))
+    by_path = publish_endpoints(context)
+    app = service_app("ingest", settings, context, routes(by_path))
     # The publish endpoints skip Starlette's per-request chain (most of their CPU otherwise).
-    serve_in_front(app, bare(context), service="ingest")
+    serve_in_front(app, bare(by_path), service="ingest")
     return app
 
 

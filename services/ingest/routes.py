@@ -41,13 +41,14 @@ def _starlette(endpoint: PublishEndpoint) -> Callable[[Request], Awaitable[Respo
     return handle
 
 
-def _endpoints(ctx: Context) -> dict[str, PublishEndpoint]:
+def publish_endpoints(ctx: Context) -> dict[str, PublishEndpoint]:
+    """The endpoints by path, made once: the Starlette routes and the bare handlers share them."""
     return endpoints(ctx.authorizer, Publisher(ctx.backend.messages, ctx.settings.idempotency_ttl))
 
 
-def routes(ctx: Context) -> list[Route]:
-    return [Route(path, _starlette(e), methods=["POST"]) for path, e in _endpoints(ctx).items()]
+def routes(by_path: dict[str, PublishEndpoint]) -> list[Route]:
+    return [Route(path, _starlette(e), methods=["POST"]) for path, e in by_path.items()]
 
 
-def bare(ctx: Context) -> dict[tuple[str, str], bare_routes.Handler]:
-    return {("POST", path): _bare(e) for path, e in _endpoints(ctx).items()}
+def bare(by_path: dict[str, PublishEndpoint]) -> dict[tuple[str, str], bare_routes.Handler]:
+    return {("POST", path): _bare(e) for path, e in by_path.items()}
