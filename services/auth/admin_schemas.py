@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
+from auth.schemas import UserPublic
+
 
 class TopicRow(msgspec.Struct, kw_only=True, omit_defaults=False):
     topic_name: str
@@ -56,14 +58,9 @@ class Overview(msgspec.Struct, kw_only=True, omit_defaults=False):
     gateways: list[GatewayRow]
 
 
-class AdminUser(msgspec.Struct, kw_only=True, omit_defaults=False):
-    user_id: str
-    username: str
-    email: str | None
-    is_active: bool
-    created_at: str
-    permissions: list[str]
-    owned_topics: list[str]
+class AdminUser(UserPublic, kw_only=True):
+    """A user as the auth API shows it (``UserPublic``), plus the topics granted to it."""
+
     granted_topics: list[str]  # topics this user was given read access to
 
 
