@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from relaycore.models import Topic, iso_z, utcnow
-from tests.gateway.conftest import Relay, bearer, eventually, publish_direct
+from tests.gateway.conftest import Relay, bearer, eventually, make_topic, publish_direct
 
 ID = re.compile(r"^\d+-\d+$")
 
@@ -186,15 +185,7 @@ async def test_poll_checks_permissions(any_relay: Relay) -> None:
     bob, bob_token = await relay.user("bob", ["read"])
     _, writer = await relay.user("writer", ["write"])
     for name, public in (("p1", False), ("p2", False), ("pub", True)):
-        await relay.backend.topics.create(
-            Topic(
-                topic_id=name,
-                topic_name=name,
-                owner_id=owner.user_id,
-                is_public=public,
-                created_at=iso_z(utcnow()),
-            )
-        )
+        await make_topic(relay, owner, name, public=public)
     r = await relay.poll(bob_token, {"topics": ["pub", "p2", "p1"], "timeout": 1})
     assert r.status_code == 403 and r.json() == {"detail": "Access denied to topics: ['p2', 'p1']"}
     assert (await relay.poll(writer, {"topics": ["pub"], "timeout": 1})).json() == {
@@ -248,9 +239,7 @@ async def test_access_revoked_during_a_poll_is_403(relay: Relay) -> None:
     """A grant revoked while the poll waits: the poll answers 403 instead of delivering."""
     owner, owner_token = await relay.user("owner")
     bob, bob_token = await relay.user("bob", ["read"])
-    await relay.backend.topics.create(
-        Topic(topic_id="g", topic_name="g", owner_id=owner.user_id, created_at=iso_z(utcnow()))
-    )
+    await make_topic(relay, owner, "g")
     await relay.backend.topics.grant("g", bob.user_id)
     poll = await start_poll(relay, bob_token, {"topics": ["g"], "timeout": 30}, ["g"])
     await relay.backend.topics.revoke("g", bob.user_id)

@@ -118,6 +118,17 @@ async def test_messages_of_every_frame_length_arrive_intact(valkey_url: str, ser
                 assert m["payload"] == {"n": 0, **({"pad": "x" * pad} if pad else {})}
 
 
+async def test_the_default_server_declines_per_message_deflate(valkey_url: str) -> None:
+    """A client offering per-message deflate (as browsers do) gets plain frames: no zlib context
+    per socket, and the gateway's one frame per message stays valid for every subscriber."""
+    async with backend_for(valkey_url) as backend, gateways(valkey_url, "gw-plain") as (gw,):
+        _, token = await make_user(backend, "alice")
+        async with subscribed(gw, token, ["t"]) as ws:
+            assert ws.response is not None
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            assert ws.request is not None and "permessage-deflate" in str(ws.request.headers)
+
+
 async def test_killed_gateway_restarted_with_its_identity_resumes_its_group(valkey_url: str) -> None:
     """A SIGKILLed gateway's group keeps what was published meanwhile; the restarted gateway
     (same identity) drains it, and a client reconnecting with since misses nothing."""

@@ -9,8 +9,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from relaycore.models import Topic, User, iso_z, utcnow
-from tests.gateway.conftest import WAIT, Relay, messages, recv
+from relaycore.models import User
+from tests.gateway.conftest import WAIT, Relay, make_topic, messages, recv
 from tests.support.identity import make_user, token_for
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -187,15 +187,7 @@ async def test_subscribe_checks_read_access_to_every_topic(any_relay: Relay) -> 
     bob, bob_token = await relay.user("bob", ["read"])
     _, admin_token = await relay.user("root", ["admin", "read"])
     for name, public in (("secret", False), ("open", True)):
-        await relay.backend.topics.create(
-            Topic(
-                topic_id=name,
-                topic_name=name,
-                owner_id=owner.user_id,
-                is_public=public,
-                created_at=iso_z(utcnow()),
-            )
-        )
+        await make_topic(relay, owner, name, public=public)
     ws = await relay.connect(bob_token)
     await send(ws, {"type": "subscribe", "topics": ["open", "secret"]})
     reply = await recv(ws)

@@ -11,48 +11,36 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.reliability.harness import Services, identity
+from tests.reliability.harness import identity
 from tests.security import test_limits as limits
-from tests.security.conftest import WAIT, Relay, recv
-from tests.support.valkey import ValkeyServer
+from tests.security.conftest import WAIT, Relay, RelayFactory, recv
 
 SERVERS = ("uvicorn", "hypercorn")
 
 
 @contextlib.asynccontextmanager
-async def serving(valkey: ValkeyServer, service: str, server: str) -> AsyncIterator[Relay]:
+async def serving(relay_factory: RelayFactory, service: str, server: str) -> AsyncIterator[Relay]:
     """``service`` alone under ``server`` with the short limits of test_limits; ``admin`` holds a
     token for a read/write user written straight into Valkey (no auth service here)."""
-    procs = Services(valkey.url, PULSAR_SERVER=server, **limits.LIMITS)
-    try:
-        proc = await procs.start(service)
-        _, token = await identity(valkey.url, "operator")
-        async with httpx.AsyncClient(base_url=proc.url, timeout=WAIT) as http:
-            relay = Relay(proc, valkey, http, admin=token)
-            r = await http.get("/health")
-            assert r.headers["server"].startswith(server), r.headers  # the server under test runs
-            try:
-                yield relay
-            finally:
-                for ws in relay.sockets:
-                    await ws.close()
-    finally:
-        procs.stop()
+    async with relay_factory(service, PULSAR_SERVER=server, **limits.LIMITS) as relay:
+        _, relay.admin = await identity(relay.valkey.url, "operator")
+        r = await relay.http.get("/health")
+        assert r.headers["server"].startswith(server), r.headers  # the server under test runs
+        yield relay
 
 
 @pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("service", ["ingest", "gateway"])
 async def test_head_and_body_dribbled_and_idle_connections_are_cut(
-    valkey: ValkeyServer, service: str, server: str
+    relay_factory: RelayFactory, service: str, server: str
 ) -> None:
     """A head dribbled a line every 0.2 s, a body dribbled a byte every 0.2 s (on the service's own
     body-taking endpoint), a connection that never sends and a keep-alive connection left idle
     after a response are all closed (or answered 4xx) after read_timeout (1 s)."""
-    async with serving(valkey, service, server) as relay:
+    async with serving(relay_factory, service, server) as relay:
         await limits.test_request_head_dribbled_byte_by_byte_is_cut_off(relay)
         path = "/api/v1/messages" if service == "ingest" else "/messages/poll"
         await limits.body_dribbled_is_cut_off(relay, path)
@@ -61,10 +49,10 @@ async def test_head_and_body_dribbled_and_idle_connections_are_cut(
 
 
 @pytest.mark.parametrize("server", SERVERS)
-async def test_gateway_websocket_limits(valkey: ValkeyServer, server: str) -> None:
+async def test_gateway_websocket_limits(relay_factory: RelayFactory, server: str) -> None:
     """On a gateway: a frame over ws_max_message_bytes closes 1009 (the server keeps serving), and a
     subscriber that only listens is still served after three read timeouts (protocol pings)."""
-    async with serving(valkey, "gateway", server) as relay:
+    async with serving(relay_factory, "gateway", server) as relay:
         await limits.test_websocket_frame_over_the_limit_closes_1009(relay)
         async with connect(relay.ws_url(relay.admin), open_timeout=WAIT, ping_interval=None) as ws:
             await ws.send(json.dumps({"type": "subscribe", "topics": ["quiet"]}))
@@ -75,10 +63,10 @@ async def test_gateway_websocket_limits(valkey: ValkeyServer, server: str) -> No
 
 
 @pytest.mark.slow
-async def test_thousands_of_idle_sockets_are_closed_under_uvicorn(valkey: ValkeyServer) -> None:
+async def test_thousands_of_idle_sockets_are_closed_under_uvicorn(relay_factory: RelayFactory) -> None:
     """2,000 silent TCP connections to an ingest process under uvicorn: it answers meanwhile and
     closes every one after read_timeout (uvicorn alone would hold them for ever)."""
-    async with serving(valkey, "ingest", "uvicorn") as relay:
+    async with serving(relay_factory, "ingest", "uvicorn") as relay:
         await limits.test_thousands_of_idle_sockets_are_closed_and_service_goes_on(relay)
 
 
