@@ -1,17 +1,20 @@
-"""Pre-encoded WebSocket frames: an extra key of the ASGI ``websocket.send`` message.
+"""Pre-encoded WebSocket frames: an ASGI extension of ours, ``relay.frames``.
 
 A server-to-client text frame is the same bytes for every connection (servers do not mask), so
-the gateway can frame a message once and hand those bytes to each subscriber's ``send`` under
-``FRAME_KEY``, next to the usual ``text``.  A server that knows the key (ours, on uvicorn: see
-``pulsar_relay.serve_uvicorn``) writes the bytes as they are and skips framing per connection; any
-other server ignores the unknown key, as ASGI asks, and frames ``text`` itself.
+the gateway can frame a message once for all its subscribers.  A server that lists
+``FRAMES_EXTENSION`` in a WebSocket scope's ``extensions`` (ours, on uvicorn: see
+``pulsar_relay.serve_uvicorn``) accepts ``{"type": "websocket.send", FRAME_KEY: data}``, where
+``data`` is one or more complete, unmasked, uncompressed frames, and writes it as it is: no framing
+per connection, and a connection that has several frames waiting gets them in one write.  The app
+sends that message only to a scope that lists the extension; other servers get plain ``text``.
 """
 
 from __future__ import annotations
 
 import struct
 
-FRAME_KEY = "relay.frame"
+FRAMES_EXTENSION = "relay.frames"
+FRAME_KEY = "relay.frames"
 _FIN_TEXT = 0x81
 
 

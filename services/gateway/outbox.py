@@ -79,6 +79,19 @@ class Outbox:
             self._wake_put()
         return item
 
+    def take(self) -> list[Item]:
+        """Every queued frame at once (a writer that sends them in one write); empty as ``pop``'s
+        None: nothing queued (the writer is then idle) or the connection is closing."""
+        if self.closing is not None or not self._items:
+            self._busy = False
+            self._wake_put()
+            return []
+        items = list(self._items)
+        self._items.clear()
+        self.active = True
+        self._wake_put()
+        return items
+
     def close(self, reason: Close) -> None:
         """Ask the connection to close; the first reason wins."""
         if self.closing is None:

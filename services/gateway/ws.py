@@ -20,6 +20,7 @@ from relaycore import metrics
 from relaycore.errors import Unauthenticated, Unavailable
 from relaycore.models import User
 from relaycore.web import JSON, context_of
+from relaycore.wsframes import FRAMES_EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
 
     outbox = Outbox(node.settings.ws_send_queue)
     outbox.on_close = interrupt
-    writer = Writer(send, outbox, node.hub.writes, on_fail=interrupt)
+    framed = FRAMES_EXTENSION in ws.scope.get("extensions", {})
+    writer = Writer(send, outbox, node.hub.writes, on_fail=interrupt, framed=framed)
     session = node.open_session(user, outbox, expires_at=expires_at)
     _connections.inc()
     client_gone = cancelled = False

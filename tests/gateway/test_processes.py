@@ -105,7 +105,8 @@ async def test_two_gateway_processes_deliver_the_same_messages(valkey_url: str) 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 async def test_messages_of_every_frame_length_arrive_intact(valkey_url: str, server: str) -> None:
     """Payloads needing each WebSocket length encoding (7-bit, 16-bit, 64-bit) arrive byte for byte,
-    whether the server writes the gateway's pre-encoded frames (uvicorn) or frames them itself."""
+    one at a time and as bursts of all three (which uvicorn, taking the gateway's pre-encoded
+    frames, writes several at once), or framed by the server itself (hypercorn)."""
     async with (
         backend_for(valkey_url) as backend,
         gateways(valkey_url, "gw-frames", PULSAR_SERVER=server) as (gw,),
@@ -116,6 +117,14 @@ async def test_messages_of_every_frame_length_arrive_intact(valkey_url: str, ser
                 await publish_direct(backend, alice, "sizes", 1, pad=pad)
                 [m] = await messages(ws, 1)
                 assert m["payload"] == {"n": 0, **({"pad": "x" * pad} if pad else {})}
+            sent = []
+            for pad in (0, 200, 70_000, 60) * 5:
+                sent += await publish_direct(backend, alice, "sizes", 3, pad=pad)
+            got = await messages(ws, len(sent), within=30)
+            assert [m["message_id"] for m in got] == sent
+            assert [len(m["payload"].get("pad", "")) for m in got] == [
+                p for p in (0, 200, 70_000, 60) * 5 for _ in range(3)
+            ]
 
 
 async def test_the_default_server_declines_per_message_deflate(valkey_url: str) -> None:

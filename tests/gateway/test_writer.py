@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
 from gateway.outbox import Outbox
 from gateway.protocol import SLOW_CONSUMER
 from gateway.writer import WriteBatch, Writer
+from relaycore.wsframes import FRAME_KEY
 
 
 class Socket:
@@ -145,3 +149,75 @@ async def test_a_dispatch_larger_than_the_outbox_writes_early_instead_of_overflo
         for frame in "abcdefgh":
             outbox.offer(frame)
     assert outbox.closing is None and socket.frames == list("abcdefgh")
+
+
+def frames_of(data: bytes) -> list[str]:
+    """The text frames in ``data``, parsed by the websockets library."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    texts = []
+    while True:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            frame = done.value
+        except EOFError:
+            return texts
+        assert frame.opcode is Opcode.TEXT and frame.fin
+        texts.append(frame.data.decode())
+
+
+async def test_with_relay_frames_a_connections_queued_frames_go_out_in_one_send() -> None:
+    """A server offering ``relay.frames`` gets everything a dispatch queued for a connection as one
+    message of back-to-back frames, in order; a frame offered outside a dispatch is framed alone."""
+    batch, sent = WriteBatch(), []
+    outbox = Outbox(10)
+
+    async def send(message: dict[str, Any]) -> None:
+        assert set(message) == {"type", FRAME_KEY}
+        sent.append(frames_of(message[FRAME_KEY]))
+
+    Writer(send, outbox, batch, on_fail=lambda exc: None, framed=True)
+    with batch:
+        for frame in ("a", "é" * 200, "c"):
+            outbox.offer(frame)
+    outbox.offer("d")
+    assert sent == [["a", "é" * 200, "c"], ["d"]] and len(outbox) == 0
+
+
+async def test_a_message_is_framed_once_for_every_connection_in_a_dispatch() -> None:
+    """Within one dispatch, every subscriber of a message is handed the very same frame bytes."""
+    batch, sent = WriteBatch(), []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message[FRAME_KEY])
+
+    outboxes = [Outbox(10) for _ in range(3)]
+    for outbox in outboxes:
+        Writer(send, outbox, batch, on_fail=lambda exc: None, framed=True)
+    with batch:
+        for outbox in outboxes:
+            outbox.offer("shared")
+    assert len(sent) == 3 and sent[0] is sent[1] is sent[2] and frames_of(sent[0]) == ["shared"]
+
+
+async def test_relay_frames_behind_a_waiting_send_go_out_together_after_it() -> None:
+    """While a framed send waits for the socket, frames queued behind it leave in one later send."""
+    outbox, sent = Outbox(10), []
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def send(message: dict[str, Any]) -> None:
+        if not sent and not gate.done():
+            await gate
+        sent.append(frames_of(message[FRAME_KEY]))
+
+    Writer(send, outbox, WriteBatch(), on_fail=lambda exc: None, framed=True)
+    for frame in "abc":
+        outbox.offer(frame)
+    assert sent == [] and len(outbox) == 2
+    gate.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sent == [["a"], ["b", "c"]] and len(outbox) == 0
