@@ -10,11 +10,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from types import CoroutineType
 from typing import Any
 
 import msgspec
 
-from relaycore import errors, logs, metrics
+from relaycore import eager, errors, logs, metrics
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -143,16 +144,28 @@ class BareRoutes:
     async def _body(self, receive: Receive) -> bytes:
         """The whole body, within ``body_timeout`` (408) and ``max_body_bytes`` (413).  As in
         RelayMiddleware, the rest of an over-long body is dropped without the deadline."""
+        # A small body has usually arrived with the head: then it is taken without arming the
+        # deadline (a timer per request was ~4 % of a publish's CPU).
+        first = receive()
+        if isinstance(first, CoroutineType):
+            done, waiting = eager.step(first)
+            if done:
+                chunk, more = _chunk(waiting)
+                if not more and len(chunk) <= self.max_body:
+                    return chunk
+                pending: Awaitable[MutableMapping[str, Any]] | None = _ready(waiting)
+            else:
+                pending = eager.resume(first, waiting)
+        else:
+            pending = first
         chunks: list[bytes] = []
         seen = 0
         try:
             async with asyncio.timeout(self.body_timeout):
                 while True:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        raise _Disconnected
-                    chunk: bytes = message.get("body", b"")
-                    more = message.get("more_body", False)
+                    message = await (pending or receive())
+                    pending = None
+                    chunk, more = _chunk(message)
                     seen += len(chunk)
                     if seen > self.max_body:
                         break
@@ -179,6 +192,17 @@ class BareRoutes:
                 metrics.http_latency.labels(self.service, path),
             )
         return series
+
+
+def _chunk(message: MutableMapping[str, Any]) -> tuple[bytes, bool]:
+    """A received message's body chunk and whether more follows; disconnected: ``_Disconnected``."""
+    if message["type"] != "http.request":
+        raise _Disconnected
+    return message.get("body", b""), message.get("more_body", False)
+
+
+async def _ready(message: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    return message
 
 
 def _json_detail(detail: str) -> bytes:

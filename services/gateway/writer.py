@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from types import CoroutineType
 from typing import Any
 
 from gateway.outbox import CONTROL, REPLAYED, Item, Outbox
-from relaycore import metrics
+from relaycore import eager, metrics
 from relaycore.models import now_ms
 from relaycore.wsframes import FRAME_KEY, text_frame
 
@@ -136,14 +136,14 @@ class Writer:
             sending = self._send(message)
             if isinstance(sending, CoroutineType):
                 try:
-                    waiting = sending.send(None)
-                except StopIteration:
-                    delivered += _deliveries(items, now)
-                    continue
+                    done, waiting = eager.step(sending)
                 except Exception as exc:
                     self._on_fail(exc)
                     break
-                rest: Awaitable[None] = _resume(sending, waiting)
+                if done:
+                    delivered += _deliveries(items, now)
+                    continue
+                rest: Awaitable[None] = eager.resume(sending, waiting)
             else:  # a server whose send is some other awaitable: it is awaited in the task
                 rest = sending
             task = asyncio.get_running_loop().create_task(self._finish(rest, items))
@@ -172,33 +172,6 @@ class Writer:
         """Abandon a waiting send (the connection is closing)."""
         if self._task is not None:
             self._task.cancel()
-
-
-async def _resume(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-    """Run a coroutine that suspended on its first step to completion, as a task would have:
-    wait for the future it yielded (a bare ``None`` asks for one loop round), then resume it."""
-    loop = asyncio.get_running_loop()
-    while True:
-        if waiting is None:
-            await asyncio.sleep(0)
-        else:
-            waiting._asyncio_future_blocking = False
-            done = loop.create_future()
-            waiting.add_done_callback(functools.partial(_settle, done))
-            try:
-                await done
-            except asyncio.CancelledError:
-                waiting.cancel()  # as Task.cancel() does for the future it waits on
-                raise
-        try:
-            waiting = coro.send(None)
-        except StopIteration:
-            return
-
-
-def _settle(done: asyncio.Future[None], _waited: object) -> None:
-    if not done.done():
-        done.set_result(None)
 
 
 def _close(*awaitables_then_task: object) -> None:
