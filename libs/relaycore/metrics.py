@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from relaycore.loophist import LoopHistogram
 
@@ -16,11 +16,11 @@ http_requests = Counter(
     ["service", "method", "route", "status"],
     registry=REGISTRY,
 )
-http_latency = Histogram(
+http_latency = LoopHistogram(
     "relay_http_request_duration_seconds",
     "HTTP request handling time",
     ["service", "route"],
-    buckets=_LATENCY_BUCKETS,
+    _LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 messages_published = Counter(
@@ -31,10 +31,11 @@ publish_duplicates = Counter(
     "Publishes answered from an Idempotency-Key record",
     registry=REGISTRY,
 )
-publish_latency = Histogram(
+publish_latency = LoopHistogram(
     "relay_publish_duration_seconds",
     "Time to store a publish request in Valkey",
-    buckets=_LATENCY_BUCKETS,
+    [],
+    _LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 messages_delivered = Counter(
@@ -43,7 +44,7 @@ messages_delivered = Counter(
 delivery_latency = LoopHistogram(
     "relay_delivery_latency_seconds",
     "Publish timestamp to hand-off to a client connection",
-    "transport",
+    ["transport"],
     _LATENCY_BUCKETS,
     registry=REGISTRY,
 )
