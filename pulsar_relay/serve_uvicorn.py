@@ -62,17 +62,21 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
     from accept and from each completed response until a request head is complete."""
 
     head_timer: asyncio.TimerHandle | None = None
+    head_deadline: float | None = None  # when the awaited head is due; None: none awaited
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self.head_deadline = None
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
-        self._cancel_head_timer()
+        self.head_deadline = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -82,18 +86,21 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
             self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self.head_timer = self.loop.call_later(self.timeout_keep_alive, self._head_timed_out)
+        # The timer is lazy: a head that arrives only clears the deadline, and a timer already
+        # pending checks the new deadline when it fires (no timer made and cancelled per request).
+        self.head_deadline = self.loop.time() + self.timeout_keep_alive
+        if self.head_timer is None:
+            self.head_timer = self.loop.call_at(self.head_deadline, self._head_due)
 
-    def _cancel_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
-
-    def _head_timed_out(self) -> None:
+    def _head_due(self) -> None:
         self.head_timer = None
-        if not self.transport.is_closing():
+        deadline = self.head_deadline
+        if deadline is None or self.transport.is_closing():
+            return
+        if self.loop.time() >= deadline:
             self.transport.close()
+        else:
+            self.head_timer = self.loop.call_at(deadline, self._head_due)
 
 
 class RelayServer(uvicorn.Server):
