@@ -130,7 +130,7 @@ class Tailer:
         while self._unacked:
             batch, self._unacked = self._unacked, {}
             try:
-                await asyncio.gather(*(self._fanout.ack(self._group, p, ids) for p, ids in batch.items()))
+                await self._fanout.ack(self._group, batch)
             except Exception as exc:
                 for p, ids in batch.items():
                     self._unacked.setdefault(p, [])[:0] = ids
@@ -152,7 +152,7 @@ class Tailer:
         ):
             for p, messages in batches:
                 self._deliver(p, messages, contiguous=self.positions[p] is not None)
-                await self._fanout.ack(self._group, p, [m.message_id for m in messages])
+                await self._fanout.ack(self._group, {p: [m.message_id for m in messages]})
         for p, value in joined.items():
             at = ids.parse(value)
             if at is None or at == ids.ZERO:

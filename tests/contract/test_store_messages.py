@@ -112,6 +112,5 @@ async def test_fanout_group_reads_every_message_once_then_acks(backend: Backend)
     assert await backend.fanout.read("gw:test", count=100, block=0.05) == []
     pending = await backend.fanout.read("gw:test", count=100, block=0, pending=True)
     assert sum(len(ms) for _, ms in pending) == 7
-    for p, ms in batches:
-        await backend.fanout.ack("gw:test", p, [m.message_id for m in ms])
+    await backend.fanout.ack("gw:test", {p: [m.message_id for m in ms] for p, ms in batches})
     assert await backend.fanout.read("gw:test", count=100, block=0, pending=True) == []

@@ -7,7 +7,7 @@ callers never see a driver exception.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Literal, Protocol
 
 import msgspec
@@ -125,7 +125,9 @@ class FanoutLog(Protocol):
         (``pending``) the ones delivered but not yet acknowledged.  Blocks up to ``block`` seconds
         when there is nothing."""
 
-    async def ack(self, group: str, partition: int, ids: Sequence[str]) -> None: ...
+    async def ack(self, group: str, by_partition: Mapping[int, Sequence[str]]) -> None:
+        """Acknowledge entries of several partitions (partition -> entry ids) at once."""
+
     async def lag(self, group: str) -> int: ...
     async def drop(self, group: str) -> None: ...
 

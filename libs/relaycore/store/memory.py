@@ -9,7 +9,7 @@ import asyncio
 import bisect
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from relaycore import ids
@@ -373,11 +373,12 @@ class MemoryFanout:
                 out.append((p, batch))
         return out
 
-    async def ack(self, group: str, partition: int, ids_: Sequence[str]) -> None:
-        g = self._d.groups[partition].get(group)
-        if g is not None:
-            for i in ids_:
-                g.pending.pop(ids.require(i, ["id"]), None)
+    async def ack(self, group: str, by_partition: Mapping[int, Sequence[str]]) -> None:
+        for partition, ids_ in by_partition.items():
+            g = self._d.groups[partition].get(group)
+            if g is not None:
+                for i in ids_:
+                    g.pending.pop(ids.require(i, ["id"]), None)
 
     async def lag(self, group: str) -> int:
         total = 0

@@ -10,7 +10,7 @@ from typing import Any
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from relaycore.valkey import Client, exchange
+from relaycore.valkey import Client, resp, send_packed
 
 
 class ScriptBatch:
@@ -62,24 +62,14 @@ class ScriptBatch:
 
     async def _send(self, batch: list[tuple[list[str], bytes, asyncio.Future[Any]]]) -> list[Any]:
         """The batch's EVALSHAs written at once on one connection; their replies, errors as values."""
+        # Packed here: redis-py's pure-Python packing of the same commands was the largest single
+        # cost of a batched publish.
         sha = self._script.sha.encode()
-        packed = b"".join(_evalsha(sha, keys, arg) for keys, arg, _ in batch)
-        pool = self._r.connection_pool
-        conn = await pool.get_connection()
-        try:
-            return await exchange(conn, packed, len(batch))
-        finally:
-            await pool.release(conn)
-
-
-def _evalsha(sha: bytes, keys: list[str], arg: bytes) -> bytes:
-    """``EVALSHA sha n keys... arg`` in RESP, packed here: redis-py's pure-Python packing of the
-    same command was the largest single cost of a batched publish."""
-    parts = [b"EVALSHA", sha, b"%d" % len(keys), *(k.encode() for k in keys), arg]
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out += (b"$%d\r\n" % len(part), part, b"\r\n")
-    return b"".join(out)
+        packed = b"".join(
+            resp([b"EVALSHA", sha, b"%d" % len(keys), *(k.encode() for k in keys), arg])
+            for keys, arg, _ in batch
+        )
+        return await send_packed(self._r, packed, len(batch))
 
 
 def _settle(future: asyncio.Future[Any], reply: Any) -> None:
