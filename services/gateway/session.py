@@ -79,6 +79,8 @@ class Session:
         positions = _positions(frame.since or {}, topics)
         if frame.client_id is not None:
             self.client_id = frame.client_id
+            for sub in self.subs.values():  # acks now have someone to be recorded for
+                sub.on_deliver = self._remember
         if frame.resume and self.client_id is None:
             raise FrameError(protocol.SUBSCRIPTION_ERROR, "resume requires a client_id")
         try:
@@ -106,7 +108,8 @@ class Session:
                 verified=t not in missing,
                 limit=settings.ws_send_queue,
                 on_unverified=self._on_unverified,
-                on_deliver=self._remember,
+                # Acks are recorded only for a client_id: without one, ids need no remembering.
+                on_deliver=None if self.client_id is None else self._remember,
             )
             self.subs[t] = sub
             self.node.hub.add(t, sub)

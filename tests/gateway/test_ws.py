@@ -234,3 +234,20 @@ async def test_ack_without_client_id_is_accepted_silently(relay: Relay) -> None:
     await send(ws, {"type": "ack", "message_id": mid})
     await send(ws, {"type": "ping"})
     assert (await recv(ws))["type"] == "pong"
+
+
+async def test_a_client_id_given_later_covers_topicless_acks_on_earlier_subscriptions(relay: Relay) -> None:
+    """A client_id named by a later subscribe lets an ack without topic find the topic of what an
+    earlier subscription delivers from then on."""
+    alice, token = await relay.user("alice")
+    ws = await relay.subscribe(token, ["a"])
+    await relay.publish(token, "a", [{"n": 0}])
+    await messages(ws, 1)
+    await send(ws, {"type": "subscribe", "topics": ["b"], "client_id": "late"})
+    assert (await recv(ws))["type"] == "subscribed"
+    [mid] = await relay.publish(token, "a", [{"n": 1}])
+    await messages(ws, 1)
+    await send(ws, {"type": "ack", "message_id": mid})
+    await send(ws, {"type": "ping"})
+    assert (await recv(ws))["type"] == "pong"
+    assert await relay.backend.acks.positions(alice.user_id, "late") == {"a": mid}
