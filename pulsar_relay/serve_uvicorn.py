@@ -69,15 +69,22 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.head_deadline = None
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        self._stop_head_timer()
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         self.head_deadline = None
+        if self.parser.should_upgrade():
+            # The connection may leave this protocol for good (a WebSocket): a pending timer would
+            # keep this object and its request alive until it fires (~8 KiB per new socket).
+            self._stop_head_timer()
         super().on_headers_complete()
+
+    def _stop_head_timer(self) -> None:
+        self.head_deadline = None
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
