@@ -79,17 +79,23 @@ class Outbox:
             self._wake_put()
         return item
 
-    def take(self) -> list[Item]:
-        """Every queued frame at once (a writer that sends them in one write); empty as ``pop``'s
-        None: nothing queued (the writer is then idle) or the connection is closing."""
-        if self.closing is not None or not self._items:
+    def take(self) -> list[Item] | None:
+        """Every queued frame at once (a writer that sends them in one write); None as ``pop``:
+        nothing queued (the writer is then idle) or the connection is closing."""
+        queued = self._items
+        if self.closing is not None or not queued:
             self._busy = False
-            self._wake_put()
-            return []
-        items = list(self._items)
-        self._items.clear()
+            if self._room is not None:
+                self._wake_put()
+            return None
+        if len(queued) == 1:
+            items = [queued.popleft()]
+        else:
+            items = list(queued)
+            queued.clear()
         self.active = True
-        self._wake_put()
+        if self._room is not None:
+            self._wake_put()
         return items
 
     def close(self, reason: Close) -> None:

@@ -26,17 +26,15 @@ _delivered = metrics.messages_delivered.labels("websocket")
 _latency = metrics.delivery_latency.labels("websocket")
 
 
-def _delivery(born_ms: int, now: int) -> int:
-    """1 for a message (its latency observed, unless it was replayed), 0 for a control frame."""
-    if born_ms == CONTROL:
-        return 0
-    if born_ms != REPLAYED:
-        _latency.observe(max(0, now - born_ms) / 1000)
-    return 1
-
-
 def _deliveries(items: list[Item], now: int) -> int:
-    return sum(_delivery(born_ms, now) for _, born_ms in items)
+    """How many of ``items`` are messages, each message's latency observed (``_delivery``)."""
+    n = 0
+    for _, born_ms in items:
+        if born_ms != CONTROL:
+            n += 1
+            if born_ms != REPLAYED:
+                _latency.observe(max(0, now - born_ms) / 1000)
+    return n
 
 
 class WriteBatch:
@@ -74,6 +72,12 @@ class WriteBatch:
         if not self.sharing:  # a reply or a replayed message: nothing to share
             return b"".join([text_frame(frame) for frame, _ in items])
         frames = self.frames
+        if len(items) == 1:  # the usual case: one message per connection per dispatch
+            frame = items[0][0]
+            framed = frames.get(frame)
+            if framed is None:
+                framed = frames[frame] = text_frame(frame)
+            return framed
         out = []
         for frame, _ in items:
             framed = frames.get(frame)
@@ -120,7 +124,7 @@ class Writer:
         ``relay.frames`` write when the server offers it, else one text frame."""
         if self._framed:
             items = self._outbox.take()
-            if not items:
+            if items is None:
                 return None
             return {"type": "websocket.send", FRAME_KEY: self._batch.framed(items)}, items
         item = self._outbox.pop()
@@ -135,14 +139,14 @@ class Writer:
             message, items = nxt
             sending = self._send(message)
             if isinstance(sending, CoroutineType):
-                try:
-                    done, waiting = eager.step(sending)
+                try:  # eager.step, inline: this runs once per connection per dispatch
+                    waiting = sending.send(None)
+                except StopIteration:
+                    delivered += _deliveries(items, now)
+                    continue
                 except Exception as exc:
                     self._on_fail(exc)
                     break
-                if done:
-                    delivered += _deliveries(items, now)
-                    continue
                 rest: Awaitable[None] = eager.resume(sending, waiting)
             else:  # a server whose send is some other awaitable: it is awaited in the task
                 rest = sending
