@@ -84,6 +84,14 @@ class Cache:
         self._topics.clear()
 
     # --- reads ---------------------------------------------------------------------------------
+    def holds(self, topic: str, sid: StreamId) -> bool:
+        """Whether ``topic``'s cached messages include ``sid`` (a lookup, not a use: no recency)."""
+        entry = self._topics.get(topic)
+        if entry is None:
+            return False
+        i = bisect.bisect_left(entry.ids, sid)
+        return i < len(entry.ids) and entry.ids[i] == sid
+
     def _entry(self, topic: str) -> _Entry | None:
         entry = self._topics.get(topic)
         if entry is None:

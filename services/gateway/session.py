@@ -9,7 +9,6 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +19,13 @@ from gateway.subscription import Subscription, hand_over
 from relaycore import ids, names
 from relaycore.errors import RelayError
 from relaycore.ids import StreamId
-from relaycore.models import StoredMessage, User
+from relaycore.models import User
 
 if TYPE_CHECKING:
     from gateway.node import Node
 
 log = logging.getLogger(__name__)
 
-DELIVERED_MEMORY = 4096  # ids remembered per connection, to find the topic of an ack without one
 RETRY_DELAY = 0.2
 RECHECK_GIVE_UP = 3.0  # seconds of backoff after which an access check that cannot run closes
 
@@ -42,7 +40,6 @@ class Session:
         self.subs: dict[str, Subscription] = {}
         self._handovers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._delivered: OrderedDict[str, str] | None = None  # made on the first delivery
         delay = max(0.0, expires_at - time.time())
         self._expiry = asyncio.get_running_loop().call_later(delay, outbox.close, protocol.TOKEN_EXPIRED)
 
@@ -79,8 +76,6 @@ class Session:
         positions = _positions(frame.since or {}, topics)
         if frame.client_id is not None:
             self.client_id = frame.client_id
-            for sub in self.subs.values():  # acks now have someone to be recorded for
-                sub.on_deliver = self._remember
         if frame.resume and self.client_id is None:
             raise FrameError(protocol.SUBSCRIPTION_ERROR, "resume requires a client_id")
         try:
@@ -108,8 +103,6 @@ class Session:
                 verified=t not in missing,
                 limit=settings.ws_send_queue,
                 on_unverified=self._on_unverified,
-                # Acks are recorded only for a client_id: without one, ids need no remembering.
-                on_deliver=None if self.client_id is None else self._remember,
             )
             self.subs[t] = sub
             self.node.hub.add(t, sub)
@@ -129,9 +122,10 @@ class Session:
         self.reply(protocol.Unsubscribed(topics=topics, timestamp=protocol.now()))
 
     async def ack(self, frame: Ack) -> None:
-        if ids.parse(frame.message_id) is None:
+        sid = ids.parse(frame.message_id)
+        if sid is None:
             raise FrameError(protocol.PROCESSING_ERROR, f"Invalid message id {frame.message_id!r}")
-        topic = frame.topic or (self._delivered.get(frame.message_id) if self._delivered else None)
+        topic = frame.topic or self._delivered_topic(sid)
         if topic is not None and (problem := names.topic_problem(topic)):
             raise FrameError(protocol.PROCESSING_ERROR, f"Invalid topic name {topic!r}: {problem}")
         if self.client_id is None or topic is None:
@@ -158,13 +152,15 @@ class Session:
                 protocol.error(protocol.ACCESS_REVOKED, f"Access to topic '{topic}' was revoked")
             )
 
-    def _remember(self, message: StoredMessage) -> None:
-        delivered = self._delivered
-        if delivered is None:
-            delivered = self._delivered = OrderedDict()
-        delivered[message.message_id] = message.topic
-        if len(delivered) > DELIVERED_MEMORY:
-            delivered.popitem(last=False)
+    def _delivered_topic(self, sid: StreamId) -> str | None:
+        """The topic of an ack sent without one, worked out when the ack comes (nothing is kept
+        per delivery): the one subscription that has delivered up to this id or beyond, or,
+        among several, the one whose messages in the gateway's hot cache include the id.  Ids are
+        unique per topic only: an id that two subscribed topics hold is not guessed."""
+        reached = [topic for topic, sub in self.subs.items() if sub.last is not None and sid <= sub.last]
+        if len(reached) > 1:
+            reached = [topic for topic in reached if self.node.cache.holds(topic, sid)]
+        return reached[0] if len(reached) == 1 else None
 
     async def _hand_over(self, sub: Subscription) -> None:
         try:

@@ -35,7 +35,6 @@ class Subscription:
         verified: bool,
         limit: int,
         on_unverified: Callable[[Subscription], None],
-        on_deliver: Callable[[StoredMessage], None] | None,
     ) -> None:
         self.topic = topic
         self.last = after  # newest id delivered (or the position replayed after): the dedupe bound
@@ -47,7 +46,6 @@ class Subscription:
         self._outbox = outbox
         self._limit = limit
         self._on_unverified = on_unverified
-        self.on_deliver = on_deliver  # told of each message delivered (None: nobody asks)
 
     def offer(self, message: StoredMessage, sid: StreamId, frame: str) -> None:
         if not self.active or (self.last is not None and sid <= self.last):
@@ -71,8 +69,6 @@ class Subscription:
         if not self._outbox.offer(frame, sid[0]):
             return False
         self.last = sid
-        if self.on_deliver is not None:
-            self.on_deliver(message)
         return True
 
     async def put(self, sid: StreamId, message: StoredMessage) -> bool:
@@ -80,8 +76,6 @@ class Subscription:
         if not await self._outbox.put(message_frame(message), REPLAYED):
             return False
         self.last = sid
-        if self.on_deliver is not None:
-            self.on_deliver(message)
         return True
 
     def release(self) -> None:

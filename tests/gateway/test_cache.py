@@ -114,3 +114,13 @@ def test_redelivered_entries_are_ignored_and_partitions_drop() -> None:
     c.add(1, (NOW, 0), [msg("z", (NOW + 2, 0))])
     c.drop_partition(0)
     assert c.after("a", (NOW, 0), 10) is None and c.after("z", (NOW, 0), 10) is not None
+
+
+def test_holds_finds_a_cached_id_per_topic_only_and_forgets_evicted_ones() -> None:
+    """``holds`` answers for the exact id in that topic; an evicted id is no longer held."""
+    c = make(per_topic=2)
+    c.add(0, None, [msg("a", (NOW + 1, 0)), msg("b", (NOW + 2, 0)), msg("a", (NOW + 3, 0))])
+    assert c.holds("a", (NOW + 1, 0)) and c.holds("b", (NOW + 2, 0))
+    assert not c.holds("a", (NOW + 2, 0)) and not c.holds("c", (NOW + 1, 0))
+    c.add(0, (NOW + 3, 0), [msg("a", (NOW + 4, 0))])  # a keeps its newest two
+    assert not c.holds("a", (NOW + 1, 0)) and c.holds("a", (NOW + 4, 0))

@@ -45,7 +45,6 @@ def make_sub(
         verified=verified,
         limit=limit,
         on_unverified=lambda s: None,
-        on_deliver=lambda m: None,
     )
 
 
@@ -129,7 +128,6 @@ async def test_unverified_subscription_holds_live_messages() -> None:
         verified=False,
         limit=10,
         on_unverified=held.append,
-        on_deliver=lambda m: None,
     )
     sub.offer(stored(1), (1, 0), message_frame(stored(1)))
     sub.offer(stored(2), (2, 0), message_frame(stored(2)))
