@@ -1,6 +1,7 @@
-"""Coalesces the calls of one Lua script made in one event-loop iteration into one pipelined round
-trip on one connection (single-node Valkey): under concurrent publishes, one pool checkout, one
-write and one pass over the replies per batch instead of per request."""
+"""Coalesces the calls of one Lua script made in one event-loop iteration into pipelined round
+trips of up to ``MAX_BATCH`` calls, each on one connection (single-node Valkey): under concurrent
+publishes, one pool checkout, one write and one pass over the replies per batch instead of per
+request, with the batches of one iteration in flight together."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from redis.exceptions import NoScriptError
 
 from relaycore.valkey import Client, resp, send_packed
 
+Call = tuple[list[str], bytes, "asyncio.Future[Any]"]
+# Calls per round trip at most.  Several smaller batches in flight let Valkey run the first while
+# the replies of another are being answered, where one batch per loop iteration left ingest idle
+# for the whole round trip (measured with 50 producers: see docs/BENCHMARKS.md).
+MAX_BATCH = 16
+
 
 class ScriptBatch:
     """``await batch(keys, arg)`` runs ``EVALSHA`` like ``script(keys=keys, args=[arg])``; calls
@@ -22,22 +29,25 @@ class ScriptBatch:
     def __init__(self, client: Client, script: AsyncScript) -> None:
         self._r: Any = client  # single-node only: redis-py's pool and connection are untyped
         self._script = script
-        self._pending: list[tuple[list[str], bytes, asyncio.Future[Any]]] = []
+        self._pending: list[Call] | None = None  # the batch its flush has not yet taken
         self._flushing: set[asyncio.Task[None]] = set()  # strong references to running flushes
 
     async def __call__(self, keys: list[str], arg: bytes) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((keys, arg, future))
-        if len(self._pending) == 1:
+        batch = self._pending
+        if batch is None or len(batch) >= MAX_BATCH:
+            batch = self._pending = []
             # Runs after every task already scheduled in this iteration has had its turn.
-            task = loop.create_task(self._flush())
+            task = loop.create_task(self._flush(batch))
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
+        batch.append((keys, arg, future))
         return await future
 
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+    async def _flush(self, batch: list[Call]) -> None:
+        if self._pending is batch:
+            self._pending = None
         try:
             replies = await self._send(batch)
             missing = [
@@ -60,7 +70,7 @@ class ScriptBatch:
                 future.cancel()
             raise
 
-    async def _send(self, batch: list[tuple[list[str], bytes, asyncio.Future[Any]]]) -> list[Any]:
+    async def _send(self, batch: list[Call]) -> list[Any]:
         """The batch's EVALSHAs written at once on one connection; their replies, errors as values."""
         # Packed here: redis-py's pure-Python packing of the same commands was the largest single
         # cost of a batched publish.
