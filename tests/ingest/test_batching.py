@@ -124,7 +124,7 @@ async def test_a_flushed_script_cache_is_reloaded_for_the_whole_batch(
 
 async def test_publishes_started_together_share_one_connection(valkey_url: str, raw: aredis.Redis) -> None:
     """50 publishes started together on a fresh client open one Valkey connection per batch of at
-    most MAX_BATCH (4 with 16), not 50: each batch went out as one pipelined round trip."""
+    most MAX_BATCH (2 with 25), not 50: each batch went out as one pipelined round trip."""
     setup = ValkeyBackend(make_settings(valkey_url))
     try:
         alice, _ = await make_user(setup, "alice", ["read", "write"])
