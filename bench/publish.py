@@ -195,11 +195,11 @@ NOTES = """
 Each row is the best of the rounds (by requests/s). Requests/s and latency still depend on
 whatever else runs on the machine (the load average above); CPU µs per request, read from /proc
 for the ingest process and for Valkey, is the steadier figure. Every publish is one `EVALSHA` of
-`publish.lua`; the publishes that arrive in one event-loop iteration are written to Valkey
-together on one connection (one round trip, packed by `relaycore.store.valkey_batch`), each
-caller still getting its own reply or error. The two publish routes are served as bare ASGI
-handlers in front of Starlette (`relaycore.bare_routes`), with the same request ids, limits,
-metrics and error answers.
+`publish.lua`; the publishes that arrive in one event-loop iteration are written to Valkey in
+batches of up to 25, one round trip each on its own connection, all in flight together (packed
+by `relaycore.store.valkey_batch`), each caller still getting its own reply or error. The two
+publish routes are served as bare ASGI handlers in front of Starlette (`relaycore.bare_routes`),
+with the same request ids, limits, metrics and error answers.
 
 Where the time goes now: the `s2_ingest` profile under "Where the time goes" below (py-spy over
 scenario 2 of the suite). `GET /health` (first row) is the floor set by the HTTP server and the
