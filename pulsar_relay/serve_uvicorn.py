@@ -73,11 +73,12 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
-        self.head_deadline = None
         if self.parser.should_upgrade():
             # The connection may leave this protocol for good (a WebSocket): a pending timer would
             # keep this object and its request alive until it fires (~8 KiB per new socket).
             self._stop_head_timer()
+        else:
+            self.head_deadline = None  # the pending timer, if any, finds nothing due
         super().on_headers_complete()
 
     def _stop_head_timer(self) -> None:

@@ -27,7 +27,8 @@ _latency = metrics.delivery_latency.labels("websocket")
 
 
 def _deliveries(items: list[Item], now: int) -> int:
-    """How many of ``items`` are messages, each message's latency observed (``_delivery``)."""
+    """How many of ``items`` are messages (not control frames), each one's delivery latency
+    observed unless it was replayed."""
     n = 0
     for _, born_ms in items:
         if born_ms != CONTROL:
@@ -71,20 +72,15 @@ class WriteBatch:
         message's frame is made once for all its subscribers."""
         if not self.sharing:  # a reply or a replayed message: nothing to share
             return b"".join([text_frame(frame) for frame, _ in items])
-        frames = self.frames
         if len(items) == 1:  # the usual case: one message per connection per dispatch
-            frame = items[0][0]
-            framed = frames.get(frame)
-            if framed is None:
-                framed = frames[frame] = text_frame(frame)
-            return framed
-        out = []
-        for frame, _ in items:
-            framed = frames.get(frame)
-            if framed is None:
-                framed = frames[frame] = text_frame(frame)
-            out.append(framed)
-        return b"".join(out)
+            return self._shared(items[0][0])
+        return b"".join([self._shared(frame) for frame, _ in items])
+
+    def _shared(self, frame: str) -> bytes:
+        framed = self.frames.get(frame)
+        if framed is None:
+            framed = self.frames[frame] = text_frame(frame)
+        return framed
 
 
 class Writer:

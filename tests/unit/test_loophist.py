@@ -8,6 +8,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from relaycore.loophist import LoopHistogram
 
 
+def exposition(registry: CollectorRegistry) -> set[str]:
+    """The registry's text exposition, as a set of lines."""
+    return set(generate_latest(registry).decode().splitlines())
+
+
 def test_buckets_are_cumulative_and_a_value_on_a_bound_counts_in_it() -> None:
     """``le`` buckets hold values up to and including their bound; +Inf, count and sum see all."""
     registry = CollectorRegistry()
@@ -16,7 +21,7 @@ def test_buckets_are_cumulative_and_a_value_on_a_bound_counts_in_it() -> None:
     for value in (0.05, 0.1, 0.5, 1.0, 7.0):
         child.observe(value)
     hist.labels("poll")  # a child never observed exposes zeros
-    lines = set(generate_latest(registry).decode().splitlines())
+    lines = exposition(registry)
     assert {
         't_seconds_bucket{le="0.1",transport="ws"} 2.0',
         't_seconds_bucket{le="1.0",transport="ws"} 4.0',
@@ -36,7 +41,7 @@ def test_label_less_and_two_label_histograms_expose_like_prometheus_client() -> 
     plain.observe(0.5)
     pair = LoopHistogram("q_seconds", "test", ["service", "route"], (1.0,), registry=registry)
     pair.labels("ingest", "/a").observe(2.0)
-    lines = set(generate_latest(registry).decode().splitlines())
+    lines = exposition(registry)
     assert {
         'p_seconds_bucket{le="1.0"} 1.0',
         "p_seconds_count 1.0",
