@@ -11,6 +11,7 @@ _U64 = 2**64
 
 StreamId = tuple[int, int]
 ZERO: StreamId = (0, 0)
+MAX: StreamId = (2**64 - 1, 2**64 - 1)
 
 
 def parse(value: str) -> StreamId | None:

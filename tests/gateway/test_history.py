@@ -216,3 +216,18 @@ async def test_cache_and_valkey_give_the_same_answers(relay_factory, order: str)
         from_valkey = [await page(relay, token, "same", **q) for q in queries]
         assert reads("valkey") - misses == len(queries)
         assert from_cache == from_valkey
+
+
+async def test_cursor_at_or_below_the_first_entry_is_a_normal_page(any_relay: Relay) -> None:
+    """A desc cursor of 0-0 (or the first id) and an asc cursor of the largest id are empty pages,
+    never a 503 or a counted storage error."""
+    relay = any_relay
+    alice, token = await relay.user("alice")
+    ids = await publish_direct(relay.backend, alice, "edge", 3)
+    relay.node.cache.clear()  # Valkey answers, not the hot cache
+    for cursor in ("0-0", ids[0]):
+        body = await page(relay, token, "edge", cursor=cursor)
+        assert body["messages"] == [] and body["next_cursor"] is None
+    top = f"{2**64 - 1}-{2**64 - 1}"
+    assert (await page(relay, token, "edge", order="asc", cursor=top))["messages"] == []
+    assert ns(await page(relay, token, "edge", order="asc", cursor="0-0")) == [0, 1, 2]

@@ -82,6 +82,8 @@ class ValkeyMessages:
         raise Forbidden(denied_detail(reply.denied, kind))
 
     async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
+        if after == ids.MAX:
+            return []  # nothing lies after the largest id (and Valkey refuses the exclusive bound)
         start = "-" if after is None else f"({ids.fmt(after)}"
         out: list[StoredMessage] = []
         now = now_ms()
@@ -94,6 +96,8 @@ class ValkeyMessages:
         return out
 
     async def read_before(self, topic: str, before: StreamId | None, limit: int) -> list[StoredMessage]:
+        if before == ids.ZERO:
+            return []  # nothing lies before 0-0 (and Valkey refuses the exclusive bound)
         end = "+" if before is None else f"({ids.fmt(before)}"
         out: list[StoredMessage] = []
         now = now_ms()
