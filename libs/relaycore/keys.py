@@ -11,7 +11,8 @@ Layout (``relay`` is ``settings.key_prefix``; ``{tN}`` is partition N's hash tag
     relay:{tN}:topics                     set     topic names in partition N
     relay:{tN}:owned:<user_id>            set     names of topics in partition N owned by the user
     relay:{tN}:granted:<user_id>          set     names of topics in partition N granted to the user
-    relay:{tN}:idem:<user_id>:<key>       string  a publish result kept for Idempotency-Key repeats
+    relay:idem:<user_id>:<key>            string  a publish result kept for Idempotency-Key repeats
+    relay:{tN}:idem:<user_id>:<key>       string  the same on a Valkey Cluster (in the partition's slot)
     relay:{acks}:ack:<user_id>:<client>   hash    topic -> newest acknowledged message id
     relay:gateways                        zset    gateway id -> last heartbeat (ms)
     relay:gw:<gateway_id>:stats           hash    that gateway's connection / waiter counts
@@ -106,6 +107,9 @@ class Keys:
 
     def idempotency(self, topic: str, user_id: str, key: str) -> str:
         return f"{self._p(topic)}:idem:{user_id}:{key}"
+
+    def user_idempotency(self, user_id: str, key: str) -> str:
+        return f"{self.prefix}:idem:{user_id}:{key}"
 
     # --- gateway state
     def acks(self, user_id: str, client_id: str) -> str:

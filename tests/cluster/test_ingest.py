@@ -12,6 +12,7 @@ import pytest
 
 from relaycore.keys import Keys
 from relaycore.models import NewMessage, iso_z, utcnow
+from relaycore.store import fingerprint
 from relaycore.store.valkey_publish import PublishScript, encode_context
 from relaycore.valkey import connect
 from tests.cluster.placement import one_per_partition
@@ -130,7 +131,7 @@ async def test_retry_completes_a_partially_written_bulk_exactly_once(svc: Ingest
             user=alice,
             idem_key=keys.idempotency(topics[0], alice.user_id, k),
             idempotency_ttl=600,
-            context=encode_context("bulk", messages),
+            context=encode_context("bulk", messages, fingerprint.of("bulk", messages)),
         )
     finally:
         await client_.aclose()

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from relaycore import ids
-from relaycore.errors import Forbidden
+from relaycore.errors import Forbidden, InvalidInput
 from relaycore.models import NewMessage, User, iso_z, utcnow
 from relaycore.store.base import Backend
 
@@ -63,11 +63,16 @@ async def test_publish_to_foreign_topic_is_denied_and_writes_nothing(backend: Ba
 
 
 async def test_idempotency_key_repeat_returns_first_result(backend: Backend) -> None:
-    """A repeated key returns the original ids and stores nothing new."""
+    """A repeated key with the same request returns the original ids and stores nothing new; with
+    another request it raises InvalidInput and stores nothing; another user's key is their own."""
     first = await publish(backend, ALICE, msg("idem", 1), key="k1")
-    again = await publish(backend, ALICE, msg("idem", 2), key="k1")
+    again = await publish(backend, ALICE, msg("idem", 1), key="k1")
     assert again.duplicate and again.message_ids == first.message_ids
+    for other in (msg("idem", 2), msg("idem-elsewhere", 1)):
+        with pytest.raises(InvalidInput):
+            await publish(backend, ALICE, other, key="k1")
     assert await backend.messages.length("idem") == 1
+    assert await backend.messages.length("idem-elsewhere") == 0
     other_user = await publish(backend, ADMIN, msg("idem", 3), key="k1")
     assert not other_user.duplicate
 

@@ -21,18 +21,40 @@ def key() -> dict[str, str]:
 
 
 async def test_repeat_returns_first_response_and_writes_nothing(any_svc: Ingest) -> None:
-    """Same key, same user: same status and body (even with a changed body); one message stored."""
+    """Same key, same user, same body: same status and body; one message stored."""
     _, alice = await any_svc.user("alice")
     k = key()
     first = await alice.post("/api/v1/messages", json={"topic": "t", "payload": {"n": 1}}, headers=k)
     assert first.status_code == 201
     assert "idempotent-replayed" not in first.headers
-    for n in (1, 2):
-        again = await alice.post("/api/v1/messages", json={"topic": "t", "payload": {"n": n}}, headers=k)
+    for _ in range(2):
+        again = await alice.post("/api/v1/messages", json={"topic": "t", "payload": {"n": 1}}, headers=k)
         assert again.status_code == 201
         assert again.content == first.content
         assert again.headers["idempotent-replayed"] == "true"
     assert await any_svc.backend.messages.length("t") == 1
+
+
+async def test_key_reused_with_another_body_is_422_and_writes_nothing(any_svc: Ingest) -> None:
+    """A key reused with another payload, metadata or topic (CONTRACT decision 5, the IETF draft)
+    is a 422 naming the header; nothing is written and the first answer still repeats."""
+    _, alice = await any_svc.user("alice")
+    k = key()
+    first = await alice.post("/api/v1/messages", json={"topic": "t", "payload": {"n": 1}}, headers=k)
+    assert first.status_code == 201
+    for body in (
+        {"topic": "t", "payload": {"n": 2}},
+        {"topic": "t", "payload": {"n": 1}, "metadata": {"k": "v"}},
+        {"topic": "elsewhere", "payload": {"n": 1}},
+    ):
+        r = await alice.post("/api/v1/messages", json=body, headers=k)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"][0]
+        assert detail["loc"] == ["header", "idempotency-key"] and "different request" in detail["msg"]
+    assert await any_svc.backend.messages.length("t") == 1
+    assert await any_svc.backend.messages.length("elsewhere") == 0
+    again = await alice.post("/api/v1/messages", json={"topic": "t", "payload": {"n": 1}}, headers=k)
+    assert (again.status_code, again.content) == (201, first.content)
 
 
 async def test_bulk_repeat_returns_first_207_body(any_svc: Ingest) -> None:
@@ -48,16 +70,19 @@ async def test_bulk_repeat_returns_first_207_body(any_svc: Ingest) -> None:
     assert await any_svc.backend.messages.length("b") == 1
 
 
-async def test_repeat_on_the_other_endpoint_returns_the_first_response(svc: Ingest) -> None:
-    """The key, not the endpoint, identifies the publish: a single-publish key replayed on bulk
-    still answers with the first 201 body."""
-    _, alice = await svc.user("alice")
+async def test_key_reused_on_the_other_endpoint_is_422(any_svc: Ingest) -> None:
+    """A single-publish key sent again to bulk (the same message) is another request: 422, and
+    nothing more is stored."""
+    _, alice = await any_svc.user("alice")
     k = key()
     first = await alice.post("/api/v1/messages", json={"topic": "t", "payload": {}}, headers=k)
+    assert first.status_code == 201
     again = await alice.post(
         "/api/v1/messages/bulk", json={"messages": [{"topic": "t", "payload": {}}]}, headers=k
     )
-    assert (again.status_code, again.content) == (201, first.content)
+    assert again.status_code == 422, again.text
+    assert again.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert await any_svc.backend.messages.length("t") == 1
 
 
 async def test_same_key_from_another_user_is_a_new_publish(any_svc: Ingest) -> None:
@@ -74,13 +99,14 @@ async def test_same_key_from_another_user_is_a_new_publish(any_svc: Ingest) -> N
 
 
 async def test_concurrent_repeats_all_get_the_same_answer(any_svc: Ingest) -> None:
-    """20 simultaneous requests with one key: all 201 with identical bodies, one message stored."""
+    """20 simultaneous identical requests with one key: all 201 with identical bodies, one
+    message stored."""
     _, alice = await any_svc.user("alice")
     k = key()
     replies = await asyncio.gather(
         *(
-            alice.post("/api/v1/messages", json={"topic": "race", "payload": {"i": i}}, headers=k)
-            for i in range(20)
+            alice.post("/api/v1/messages", json={"topic": "race", "payload": {"i": 1}}, headers=k)
+            for _ in range(20)
         )
     )
     assert {r.status_code for r in replies} == {201}
@@ -142,8 +168,8 @@ async def test_same_key_on_two_ingest_processes_stores_one_message(valkey_url: s
         async with httpx.AsyncClient(headers=headers, timeout=30) as client:
             replies = await asyncio.gather(
                 *(
-                    client.post(f"{p.url}/api/v1/messages", json={"topic": "multi", "payload": {"i": i}})
-                    for i in range(10)
+                    client.post(f"{p.url}/api/v1/messages", json={"topic": "multi", "payload": {"i": 1}})
+                    for _ in range(10)
                     for p in procs
                 )
             )

@@ -18,6 +18,7 @@ from relaycore.errors import Conflict, Forbidden, Unavailable
 from relaycore.ids import StreamId
 from relaycore.keys import partition_of
 from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
+from relaycore.store import fingerprint
 from relaycore.store.base import PublishKind, PublishResult
 from relaycore.store.valkey_messages import denied_detail
 
@@ -136,7 +137,7 @@ class MemoryData:
         self.streams: dict[str, _Stream] = defaultdict(_Stream)
         self.logs = [_Stream() for _ in range(settings.fanout_partitions)]
         self.groups: list[dict[str, _Group]] = [{} for _ in range(settings.fanout_partitions)]
-        self.idem: OrderedDict[tuple[str, str], tuple[float, PublishResult]] = OrderedDict()
+        self.idem: OrderedDict[tuple[str, str], tuple[float, PublishResult, str]] = OrderedDict()
         self.log_event = asyncio.Event()
 
 
@@ -223,10 +224,13 @@ class MemoryMessages:
         d = self._d
         now = time.monotonic()
         idem = None if idempotency_key is None else (user.user_id, idempotency_key)
+        digest = "" if idempotency_key is None else fingerprint.of(kind, messages)
         if idem is not None:
+            assert idempotency_key is not None
             _forget_expired(d.idem, now)
             if idem in d.idem and d.idem[idem][0] > now:
-                first = d.idem[idem][1]
+                _, first, first_digest = d.idem[idem]
+                fingerprint.require_same(first_digest, digest, idempotency_key)
                 return PublishResult(
                     kind=first.kind,
                     message_ids=first.message_ids,
@@ -279,7 +283,7 @@ class MemoryMessages:
             timestamps=[m.timestamp for m in messages],
         )
         if idem is not None:
-            d.idem[idem] = (now + idempotency_ttl, result)
+            d.idem[idem] = (now + idempotency_ttl, result, digest)
         return result
 
     async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
@@ -308,7 +312,9 @@ class MemoryMessages:
         return len(s.ids) if s else 0
 
 
-def _forget_expired(records: OrderedDict[tuple[str, str], tuple[float, PublishResult]], now: float) -> None:
+def _forget_expired(
+    records: OrderedDict[tuple[str, str], tuple[float, PublishResult, str]], now: float
+) -> None:
     """Drop expired idempotency records from the oldest end: records are inserted in time order,
     so this is amortised O(1) per publish instead of a scan of every live record."""
     while records:

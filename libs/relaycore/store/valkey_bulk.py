@@ -24,6 +24,7 @@ from typing import Any
 from relaycore.errors import Conflict, Forbidden
 from relaycore.keys import Keys
 from relaycore.models import NewMessage, User
+from relaycore.store import fingerprint
 from relaycore.store.base import PublishKind, PublishResult
 from relaycore.store.valkey_publish import (
     Context,
@@ -83,8 +84,10 @@ class CrossPartitionBulk:
         records = replies[: len(replies) - len(topics)]
         found = {p: rec for p, rec in zip(groups, records, strict=False) if rec is not None}
         repeat: tuple[Context, dict[int, list[str]]] | None = None
+        digest = "" if idempotency_key is None else fingerprint.of(kind, messages)
         if found and idempotency_key is not None:
             ctx, _ = decode_record(next(iter(found.values())))
+            fingerprint.require_same(ctx.digest, digest, idempotency_key)
             done = await self._records(ctx, user, idempotency_key, found)
             if done is not None:
                 repeat = (ctx, done)
@@ -102,7 +105,7 @@ class CrossPartitionBulk:
         if denied:
             raise Forbidden(denied_detail(denied, kind))
 
-        context = "" if idempotency_key is None else encode_context(kind, messages)
+        context = "" if idempotency_key is None else encode_context(kind, messages, digest)
         written = {} if self._script.waits else {p: decode_record(rec)[1] for p, rec in found.items()}
         repeats: list[bytes] = []  # records a concurrent request with the same key wrote first
         for p, idx in groups.items():
@@ -121,7 +124,9 @@ class CrossPartitionBulk:
             if reply.status == "ok":
                 written[p] = reply.ids
             else:
-                written[p] = decode_record(reply.stored)[1]
+                raced, written[p] = decode_record(reply.stored)
+                assert idempotency_key is not None
+                fingerprint.require_same(raced.digest, digest, idempotency_key)
                 repeats.append(reply.stored)
         if repeat is None and repeats and len(repeats) == len(groups):
             repeat = (decode_record(repeats[0])[0], written)  # it wrote all of it: a plain repeat

@@ -13,6 +13,7 @@ from relaycore.errors import Forbidden
 from relaycore.ids import StreamId
 from relaycore.keys import Keys
 from relaycore.models import NewMessage, StoredMessage, User, now_ms
+from relaycore.store import fingerprint
 from relaycore.store._guard import guard_methods
 from relaycore.store.base import PublishKind, PublishResult
 from relaycore.store.entries import decode
@@ -55,23 +56,26 @@ class ValkeyMessages:
             )
         topics = [m.topic for m in messages]
         timestamps = [m.timestamp for m in messages]
-        # What a repeat needs to rebuild the response; only kept when there is a key.
-        context = "" if idempotency_key is None else encode_context(kind, messages)
-        idem = (
-            None
-            if idempotency_key is None
-            else self._k.idempotency(messages[0].topic, user.user_id, idempotency_key)
-        )
+        # What a repeat needs to rebuild the response (and to tell another request with the same
+        # key); only kept when there is a key.
+        idem = None
+        digest = context = ""
+        if idempotency_key is not None:
+            digest = fingerprint.of(kind, messages)
+            context = encode_context(kind, messages, digest)
+            idem = self._idem_key(messages[0].topic, user.user_id, idempotency_key)
         reply = await self._script.run(
             messages, topic_ids, user=user, idem_key=idem, idempotency_ttl=idempotency_ttl, context=context
         )
         if reply.status == "ok":
             return PublishResult(kind=kind, message_ids=reply.ids, topics=topics, timestamps=timestamps)
         if reply.status == "dup":
-            if self._across is not None and idempotency_key is not None:
+            assert idempotency_key is not None
+            ctx, stored_ids = decode_record(reply.stored)
+            fingerprint.require_same(ctx.digest, digest, idempotency_key)
+            if self._across is not None:
                 here = self._k.partition(messages[0].topic)
                 return await self._across.repeat(reply.stored, here, user, idempotency_key)
-            ctx, stored_ids = decode_record(reply.stored)
             return PublishResult(
                 kind=ctx.kind,
                 message_ids=stored_ids,
@@ -80,6 +84,13 @@ class ValkeyMessages:
                 duplicate=True,
             )
         raise Forbidden(denied_detail(reply.denied, kind))
+
+    def _idem_key(self, topic: str, user_id: str, key: str) -> str:
+        """One node: the user's record whatever the topic, so a key reused on another topic is
+        seen.  A cluster keeps it in the topic's partition (a script's keys share one slot)."""
+        if self._across is None:
+            return self._k.user_idempotency(user_id, key)
+        return self._k.idempotency(topic, user_id, key)
 
     async def read_after(self, topic: str, after: StreamId | None, limit: int) -> list[StoredMessage]:
         if after == ids.MAX:

@@ -31,6 +31,7 @@ class Context(msgspec.Struct, array_like=True):
     kind: PublishKind
     topics: list[str]
     timestamps: list[str]
+    digest: str = ""  # the request's ``fingerprint`` ("" in records older than fingerprints)
 
 
 _ctx_decoder = msgspec.json.Decoder(Context)
@@ -44,9 +45,9 @@ def denied_detail(topics: Sequence[str], kind: PublishKind) -> str:
     return f"Access denied to topics: {sorted(set(topics))!r}"
 
 
-def encode_context(kind: PublishKind, messages: Sequence[NewMessage]) -> str:
+def encode_context(kind: PublishKind, messages: Sequence[NewMessage], digest: str) -> str:
     topics = [m.topic for m in messages]
-    return _ctx_encoder.encode(Context(kind, topics, [m.timestamp for m in messages])).decode()
+    return _ctx_encoder.encode(Context(kind, topics, [m.timestamp for m in messages], digest)).decode()
 
 
 def decode_record(stored: bytes) -> tuple[Context, list[str]]:
