@@ -15,7 +15,7 @@ from relaycore.store.memory import MemoryBackend
 from relaycore.store.valkey_backend import ValkeyBackend
 from tests.support.valkey import ContainerValkey, ValkeyServer, start_any
 
-TEST_SECRET = "test-secret-" + "x" * 40
+TEST_SECRET = "test-secret-cT_8WMAVCrf86m3yYQtutYa_apOSJkIEz6q9pJzo"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from tests.allinone.container import entrypoint, tool_path, valkey_binary
 from tests.e2e.launch import child_env
 
-SECRET = "k" * 48
+SECRET = "kLNXY79yhftbGGcs4-pk1PO3qTG9oXHxgKqGS7DzjpfSrw1C"
 PRINT_AUTOSTART = ("sh", "-c", 'printf %s "$RELAY_VALKEY_AUTOSTART"')
 
 

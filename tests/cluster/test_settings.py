@@ -11,7 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from relaycore.config import ConfigError, load
 from relaycore.valkey import cluster_target, connect
 
-ENV = {"PULSAR_JWT_SECRET_KEY": "s" * 40}
+ENV = {"PULSAR_JWT_SECRET_KEY": "DAkWdyBHkPHOwO_db_CVUhvXkcHlKxkaexcnfdZU"}
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,11 @@ def test_client_logs_in_again_when_its_cached_token_stops_verifying(valkey_url: 
         before = t.post_message("compat_relogin", {"n": 1})
         first.stop()
         second = RelayProcess(
-            "all", relay_env(valkey_url, PULSAR_JWT_SECRET_KEY="rotated-secret-" + "y" * 40), port=port
+            "all",
+            relay_env(
+                valkey_url, PULSAR_JWT_SECRET_KEY="rotated-secret-slW_ep3tLXkgWbYc4Eshs5nur01QNmBJdlCxO8Am"
+            ),
+            port=port,
         ).start()
         after = t.post_message("compat_relogin", {"n": 2})
         assert t.long_poll(["compat_relogin"], timeout=1) == []

@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
-SECRET = "s" * 48
+SECRET = "IKEMh0iOO_GWCWAv9drqjw70Ze9_NU9ReCcBgteWpMWcDZQI"
 RELAY_SERVICES = ("auth", "ingest", "gateway")
 
 

@@ -155,7 +155,11 @@ def test_build_stage_wheel_runs_a_service_by_its_command(tmp_path: Path, valkey_
     target = tmp_path / "installed"
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)]
     subprocess.run(pip, check=True, timeout=300)
-    env = child_env(PULSAR_JWT_SECRET_KEY="k" * 48, PULSAR_VALKEY_URL=valkey_url, PYTHONPATH=str(target))
+    env = child_env(
+        PULSAR_JWT_SECRET_KEY="tZOPapUS7F_3AUKAggThFhlVzc-DmbKNL4tPJccbK4ib7bfP",
+        PULSAR_VALKEY_URL=valkey_url,
+        PYTHONPATH=str(target),
+    )
     port = free_port()
     proc = subprocess.Popen(
         [

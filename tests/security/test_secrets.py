@@ -81,12 +81,21 @@ def _serve(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     ("service", "secret"),
     [
         *((service, None) for service in ("all", "auth", "ingest", "gateway")),
-        *(("all", weak) for weak in ("change-me", "short-but-random-Zx81", "your-secure-secret-key")),
+        *(
+            ("all", weak)
+            for weak in (
+                "change-me",
+                "short-but-random-Zx81",
+                "your-secure-secret-key",
+                " " * 32,
+                "secret" * 6,
+            )
+        ),
     ],
 )
 def test_insecure_signing_key_is_refused_outside_development_mode(service: str, secret: str | None) -> None:
-    """No key, a known placeholder or a short key: the process exits non-zero at once, naming
-    PULSAR_JWT_SECRET_KEY and how to fix it."""
+    """No key, a known placeholder, a short key or one with too little entropy: the process exits
+    non-zero at once, naming PULSAR_JWT_SECRET_KEY and how to fix it."""
     env = {k: v for k, v in relay_env("redis://127.0.0.1:1/0").items() if k != "PULSAR_JWT_SECRET_KEY"}
     if secret is not None:
         env["PULSAR_JWT_SECRET_KEY"] = secret

@@ -3,6 +3,7 @@ name the key, durations, the JWT-secret guard, and the shipped example and refer
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import yaml
 from relaycore import config
 from relaycore.config import ConfigError, Settings, load
 
-SECRET = "s" * 40
+SECRET = "tF3WL4PndrpwZkSi2T9Uz_G4ApA7Q0MFjZsqGrA2"
+SECRET_T = "9wjnTR1dksfzj6jpfMPg_ST6ITYLiV2OelpEX30K"
+SECRET_K = "RWUNv4UwCCeEFitx04exac_HOPy2LuFmNN3-BpGh"
 ENV = {"PULSAR_JWT_SECRET_KEY": SECRET}
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,18 +83,18 @@ def test_toml(tmp_path: Path) -> None:
     """TOML files use the same keys and sections."""
     f = write(
         tmp_path / "relay.toml",
-        'jwt_secret_key = "' + "t" * 40 + '"\n[server]\nhttp_port = 9001\n'
+        'jwt_secret_key = "' + SECRET_T + '"\n[server]\nhttp_port = 9001\n'
         '[valkey]\nuse_tls = true\n[storage]\npersistent_tier_retention = "7d"\n',
     )
     s = load({}, f)
     assert (s.port, s.valkey_use_tls, s.persistent_tier_retention) == (9001, True, 7 * 86400.0)
-    assert s.jwt_secret_key == "t" * 40
+    assert s.jwt_secret_key == SECRET_T
 
 
 def test_auth_section_secret_key(tmp_path: Path) -> None:
     """auth.secret_key is the file spelling of jwt_secret_key."""
-    s = load({}, write(tmp_path / "c.yaml", f"auth:\n  secret_key: {'k' * 40}\n"))
-    assert s.jwt_secret_key == "k" * 40
+    s = load({}, write(tmp_path / "c.yaml", f"auth:\n  secret_key: {SECRET_K}\n"))
+    assert s.jwt_secret_key == SECRET_K
 
 
 def test_file_discovery(tmp_path: Path) -> None:
@@ -209,11 +212,34 @@ def test_missing_jwt_secret_is_refused() -> None:
     assert "PULSAR_ALLOW_INSECURE_DEFAULTS=1" in str(info.value)
 
 
-@pytest.mark.parametrize("secret", ["short", "your-secure-secret-key", "x" * 31])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "short",
+        "your-secure-secret-key",
+        "x" * 31,
+        " " * 32,
+        "a" * 32,
+        "secret" * 6,
+        "abcd1234" * 5,
+        " " + secrets.token_urlsafe(40),
+        "0123456789" + "0" * 30,
+    ],
+)
 def test_weak_jwt_secret_is_refused(secret: str) -> None:
-    """A short or well-known secret is refused."""
-    with pytest.raises(ConfigError, match="too weak"):
+    """A short, well-known, padded, repetitive or low-entropy secret is refused, saying how to
+    generate a good one."""
+    with pytest.raises(ConfigError, match="too weak") as info:
         load({"PULSAR_JWT_SECRET_KEY": secret})
+    assert "secrets.token_urlsafe(48)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "secret", [secrets.token_urlsafe(48), secrets.token_hex(16), secrets.token_hex(32), SECRET]
+)
+def test_random_jwt_secrets_are_accepted(secret: str) -> None:
+    """What the docs tell operators to generate (and 32 random hex digits) passes the check."""
+    assert load({"PULSAR_JWT_SECRET_KEY": secret}).jwt_secret_key == secret
 
 
 @pytest.mark.parametrize("flag", ["1", "true"])
