@@ -22,6 +22,8 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from relaycore import names
+
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
 HOURS = 60 * MINUTES
@@ -430,8 +432,8 @@ def _check_auth(s: Settings) -> None:
         raise ConfigError(
             "PULSAR_BOOTSTRAP_ADMIN_USERNAME and PULSAR_BOOTSTRAP_ADMIN_PASSWORD must be set together"
         )
-    if user and not 3 <= len(user) <= 50:
-        raise ConfigError("PULSAR_BOOTSTRAP_ADMIN_USERNAME must be 3 to 50 characters")
+    if user and (problem := names.username_problem(names.normal_username(user))):
+        raise ConfigError(f"PULSAR_BOOTSTRAP_ADMIN_USERNAME: {problem}")
     if password and not 8 <= len(password) <= 1024:
         raise ConfigError("PULSAR_BOOTSTRAP_ADMIN_PASSWORD must be 8 to 1024 characters")
 

@@ -9,7 +9,7 @@ from auth.passwords import Passwords
 from auth.ratelimit import LoginLimiter
 from auth.schemas import TokenResponse
 from auth.signing import Signer
-from relaycore import metrics
+from relaycore import metrics, names
 from relaycore.errors import Forbidden, RateLimited, Unauthenticated
 from relaycore.store.base import Backend
 
@@ -24,6 +24,7 @@ class Login:
         self.limiter = limiter
 
     async def __call__(self, username: str, password: str, address: str) -> TokenResponse:
+        username = names.normal_username(username)  # as stored; and one throttle for its spellings
         try:
             await self.limiter.attempt(address, username)
         except RateLimited:

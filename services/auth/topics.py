@@ -20,7 +20,7 @@ from auth.schemas import (
 )
 from relaycore.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound
 from relaycore.models import Topic, User, iso_z, utcnow
-from relaycore.names import topic_problem
+from relaycore.names import normal_username, topic_problem
 from relaycore.store.base import Backend
 
 A = TypeVar("A")
@@ -117,7 +117,7 @@ class Topics:
         if data.user_id:
             grantee = await self._backend.users.get(data.user_id)
         elif data.username:
-            grantee = await self._backend.users.get_by_name(data.username)
+            grantee = await self._backend.users.get_by_name(normal_username(data.username))
         else:
             raise BadRequest("Either user_id or username must be provided")
         if grantee is None:

@@ -11,8 +11,9 @@ from msgspec import UNSET
 
 from auth.passwords import Passwords
 from auth.schemas import UserCreate, UserPublic, UserStats, UserUpdate
+from relaycore import names
 from relaycore.access import Authorizer
-from relaycore.errors import BadRequest, Conflict, NotFound
+from relaycore.errors import BadRequest, Conflict, InvalidInput, NotFound
 from relaycore.models import Permission, User, iso_z, utcnow
 from relaycore.store.base import Backend
 
@@ -36,6 +37,14 @@ def new_user(
     )
 
 
+def checked_username(raw: str) -> str:
+    """The username as stored (``relaycore.names``: NFKC), or a 422 naming the rule it breaks."""
+    username = names.normal_username(raw)
+    if problem := names.username_problem(username):
+        raise InvalidInput.single(["body", "username"], problem, raw, "value_error")
+    return username
+
+
 async def ensure_user(
     backend: Backend,
     *,
@@ -49,6 +58,7 @@ async def ensure_user(
     and active.  Returns (user, created).  Safe to run from several processes at once."""
     hasher = passwords or Passwords()
     perms = canonical_permissions(permissions)
+    username = checked_username(username)
     for _ in range(3):
         existing = await backend.users.get_by_name(username)
         if existing is None:
@@ -96,11 +106,12 @@ class Users:
         )
 
     async def register(self, data: UserCreate) -> User:
+        username = checked_username(data.username)
         # Cheap early answer for the common duplicate; the store's atomic claim decides races.
-        if await self._backend.users.get_by_name(data.username) is not None:
-            raise Conflict(f"Username '{data.username}' already exists")
+        if await self._backend.users.get_by_name(username) is not None:
+            raise Conflict(f"Username '{username}' already exists")
         hashed = await self._passwords.hash(data.password)
-        user = new_user(data.username, hashed, data.email, data.permissions)
+        user = new_user(username, hashed, data.email, data.permissions)
         await self._backend.users.create(user)
         return user
 

@@ -57,6 +57,46 @@ async def test_register_duplicate_is_409(auth: Auth) -> None:
     assert r.json() == {"detail": "Username 'alice' already exists"}
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rootadmin ",
+        " rootadmin",
+        "root\u0000admin",
+        "root\nadmin",
+        "root\u200badmin",
+        "root\u202eadmin",
+        "ab",
+    ],
+)
+async def test_lookalike_usernames_are_422(auth: Auth, name: str) -> None:
+    """Control and invisible format characters, a space at either end, or under 3 characters: 422
+    naming the field, so nobody registers a name that looks like another's."""
+    await auth.user("rootadmin")
+    r = await auth.client.post(
+        "/auth/register", json={"username": name, "password": "password123"}, headers=bearer(auth.admin_token)
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "username"]
+
+
+async def test_usernames_are_stored_nfkc_and_log_in_in_any_spelling(auth: Auth) -> None:
+    """A full-width spelling is the same name (NFKC): it is stored normalized, a second
+    registration in the other spelling is a 409, and either spelling logs in."""
+    h = bearer(auth.admin_token)
+    wide = "\uff52\uff4f\uff4f\uff54\uff49\uff45"  # full-width "rootie"
+    r = await auth.client.post(
+        "/auth/register", json={"username": wide, "password": "password123"}, headers=h
+    )
+    assert (r.status_code, r.json()["username"]) == (201, "rootie")
+    r = await auth.client.post(
+        "/auth/register", json={"username": "rootie", "password": "password123"}, headers=h
+    )
+    assert r.status_code == 409
+    for spelling in ("rootie", wide):
+        assert (await auth.login(spelling, "password123")).status_code == 200
+
+
 async def test_register_requires_admin(auth: Auth) -> None:
     """No token: 401 with WWW-Authenticate; a non-admin: 403 "Permission 'admin' required"."""
     _, token = await auth.user("alice")
