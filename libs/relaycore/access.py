@@ -63,11 +63,13 @@ class Authorizer:
         self._tokens: _TTLCache[Claims] = _TTLCache(_TOKEN_CACHE_SIZE)
         self._users: _TTLCache[User | None] = _TTLCache(_RECORD_CACHE_SIZE)
         self._topics: _TTLCache[Topic | None] = _TTLCache(_RECORD_CACHE_SIZE)
+        self._sessions: _TTLCache[bool] = _TTLCache(_RECORD_CACHE_SIZE)
         self._listeners: list[Listener] = []
 
     # --- invalidation
     def on_change(self, listener: Listener) -> None:
-        """Call ``listener("user:<id>" | "topic:<name>" | "*")`` after each invalidation."""
+        """Call ``listener("user:<id>" | "topic:<name>" | "session:<id>" | "*")`` after each
+        invalidation ("session:<id>": that sign-in session ended)."""
         self._listeners.append(listener)
 
     async def run(self) -> None:
@@ -76,11 +78,14 @@ class Authorizer:
             if event is None:
                 self._users.clear()
                 self._topics.clear()
+                self._sessions.clear()
                 event = "*"
             elif event.startswith("user:"):
                 self._users.drop(event[5:])
             elif event.startswith("topic:"):
                 self._topics.drop(event[6:])
+            elif event.startswith("session:"):
+                self._sessions.drop(event[8:])
             for listener in self._listeners:
                 try:
                     listener(event)
@@ -91,6 +96,8 @@ class Authorizer:
         """Tell every process that a record changed (the auth service calls this)."""
         if event.startswith("user:"):
             self._users.drop(event[5:])
+        elif event.startswith("session:"):
+            self._sessions.drop(event[8:])
         await self._backend.bus.publish(event)
 
     @property
@@ -116,6 +123,22 @@ class Authorizer:
         self._topics.put(name, topic, self._ttl)
         return topic
 
+    async def session_alive(self, session_id: str) -> bool:
+        """Whether a sign-in session (an access token's ``sid``) has not ended."""
+        if self._cache_ok:
+            hit, cached = self._sessions.get(session_id)
+            if hit:
+                return bool(cached)
+        alive = await self._backend.sessions.alive(session_id)
+        self._sessions.put(session_id, alive, self._ttl)
+        return alive
+
+    async def check_session(self, claims: Claims) -> None:
+        """``Unauthenticated`` if the token's sign-in session has ended (logout, revocation, a
+        password change...).  Tokens without ``sid`` predate sessions and only expire."""
+        if claims.sid and not await self.session_alive(claims.sid):
+            raise Unauthenticated("Token has been revoked")
+
     # --- decisions
     def claims(self, token: str) -> Claims:
         hit, claims = self._tokens.get(token)
@@ -130,6 +153,7 @@ class Authorizer:
         if not token:
             raise Unauthenticated("Not authenticated")
         claims = self.claims(token)
+        await self.check_session(claims)
         user = await self.user(claims.sub)
         if user is None:
             raise Unauthenticated("User not found")

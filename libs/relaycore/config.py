@@ -27,6 +27,7 @@ from relaycore import names
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
 HOURS = 60 * MINUTES
+DAYS = 24 * HOURS
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -62,6 +63,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_private_key_file: str = ""
     jwt_public_key_file: str = ""
     access_token_expire_seconds: int = 3600
+    # Refresh tokens (docs/SETTINGS.md explains the defaults): a session ends when unused for the
+    # idle lifetime, or at the absolute lifetime whatever its use.  A repeat of the token replaced
+    # less than the grace ago is refused without ending the session (two handlers racing).
+    refresh_token_idle_lifetime: float = 90 * DAYS
+    refresh_token_absolute_lifetime: float = 365 * DAYS
+    refresh_token_reuse_grace: float = 10 * SECONDS
     # argon2id cost for stored passwords; hashes made with other values are upgraded at login.
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 64 * KiB
@@ -332,6 +339,11 @@ def _check_ranges(s: Settings) -> None:
     for name in ("login_rate_limit_attempts", "valkey_db", "publish_wait_replicas"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
+    if s.refresh_token_idle_lifetime <= 0 or s.refresh_token_absolute_lifetime <= 0:
+        raise ConfigError(
+            "PULSAR_REFRESH_TOKEN_IDLE_LIFETIME and PULSAR_REFRESH_TOKEN_ABSOLUTE_LIFETIME must be"
+            " greater than 0"
+        )
     if s.login_rate_limit_attempts and s.login_rate_limit_window <= 0:
         raise ConfigError("PULSAR_LOGIN_RATE_LIMIT_WINDOW must be greater than 0 when rate limiting is on")
     for name in ("port", "valkey_port"):

@@ -4,6 +4,9 @@ Layout (``relay`` is ``settings.key_prefix``; ``{tN}`` is partition N's hash tag
 
     relay:{users}:user:<user_id>          hash    user record
     relay:{users}:names                   hash    username -> user_id (HSETNX = atomic claim)
+    relay:{sessions}:s:<session_id>       hash    a refresh-token session (user, hint, times, secret hash)
+    relay:{sessions}:s:<session_id>:old   list    its replaced secret hashes, newest first (capped)
+    relay:{sessions}:u:<user_id>          set     the user's session ids (pruned lazily)
     relay:{tN}:topic:<name>               hash    topic record (owner_id, is_public, ...)
     relay:{tN}:grants:<name>              set     user ids granted read access
     relay:{tN}:stream:<name>              stream  the topic's messages (history, since, paging)
@@ -17,7 +20,7 @@ Layout (``relay`` is ``settings.key_prefix``; ``{tN}`` is partition N's hash tag
     relay:gateways                        zset    gateway id -> last heartbeat (ms)
     relay:gw:<gateway_id>:stats           hash    that gateway's connection / waiter counts
     relay:ratelimit:<scope>:<who>         string  login attempt counter
-    relay:invalidate                      pubsub  "user:<id>" / "topic:<name>" cache invalidations
+    relay:invalidate                      pubsub  "user:<id>" / "topic:<name>" / "session:<id>" invalidations
 
 Every key a publish touches shares its partition's hash tag, so the publish script runs in one
 slot on a Valkey Cluster.  Tags are chosen so partitions spread evenly over the 16384 slots.
@@ -70,6 +73,16 @@ class Keys:
 
     def usernames(self) -> str:
         return f"{self.prefix}:{{users}}:names"
+
+    # --- sign-in sessions (one hash tag: the rotation script touches a session's two keys)
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}:{{sessions}}:s:{session_id}"
+
+    def session_old(self, session_id: str) -> str:
+        return f"{self.prefix}:{{sessions}}:s:{session_id}:old"
+
+    def user_sessions(self, user_id: str) -> str:
+        return f"{self.prefix}:{{sessions}}:u:{user_id}"
 
     # --- partitions
     def partition(self, topic: str) -> int:

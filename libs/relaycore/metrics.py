@@ -65,6 +65,12 @@ storage_errors = Counter(
     "relay_storage_errors_total", "Failed Valkey operations", ["service"], registry=REGISTRY
 )
 login_attempts = Counter("relay_login_attempts_total", "Login attempts", ["outcome"], registry=REGISTRY)
+refreshes = Counter(
+    "relay_token_refreshes_total",
+    "Refresh-token rotations by outcome (ok, raced, replayed, expired, unknown, malformed)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 cache_hits = Counter(
     "relay_cache_reads_total",
     "Catch-up and history reads by where they were answered",

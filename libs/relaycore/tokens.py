@@ -22,6 +22,7 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
     iat: int
     exp: int
     jti: str = ""
+    sid: str = ""  # the sign-in session; "" for tokens minted before sessions existed
 
 
 _DEV_SECRET = secrets.token_urlsafe(48)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from auth import routes_admin, routes_console, routes_topics, routes_users
+from auth import routes_admin, routes_console, routes_sessions, routes_topics, routes_users
 from auth.service import AuthService
 from auth.signing import Signer
 from relaycore.config import Settings
@@ -20,7 +20,13 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         "auth",
         settings,
         context,
-        [*routes_users.routes, *routes_topics.routes, *routes_admin.routes, *routes_console.routes()],
+        [
+            *routes_users.routes,
+            *routes_sessions.routes,
+            *routes_topics.routes,
+            *routes_admin.routes,
+            *routes_console.routes(),
+        ],
         startup=[auth.passwords.prepare, auth.bootstrap_admin],
         shutdown=[auth.rates.stop],
     )

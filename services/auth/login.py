@@ -1,5 +1,6 @@
 """Password login: rate limit, check the password (at the same cost whether or not the user
-exists), upgrade an outdated hash, mint a token.  Transport-neutral: raises ``relaycore.errors``."""
+exists), upgrade an outdated hash, start a sign-in session (an access and a refresh token).
+Transport-neutral: raises ``relaycore.errors``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from auth.passwords import Passwords
 from auth.ratelimit import LoginLimiter
 from auth.schemas import TokenResponse
-from auth.signing import Signer
+from auth.sessions import Sessions
 from relaycore import metrics, names
 from relaycore.errors import Forbidden, RateLimited, Unauthenticated
 from relaycore.store.base import Backend
@@ -17,13 +18,17 @@ log = logging.getLogger(__name__)
 
 
 class Login:
-    def __init__(self, backend: Backend, passwords: Passwords, signer: Signer, limiter: LoginLimiter) -> None:
+    def __init__(
+        self, backend: Backend, passwords: Passwords, sessions: Sessions, limiter: LoginLimiter
+    ) -> None:
         self._backend = backend
         self._passwords = passwords
-        self._signer = signer
+        self._sessions = sessions
         self.limiter = limiter
 
-    async def __call__(self, username: str, password: str, address: str) -> TokenResponse:
+    async def __call__(
+        self, username: str, password: str, address: str, *, client_hint: str | None = None
+    ) -> TokenResponse:
         username = names.normal_username(username)  # as stored; and one throttle for its spellings
         try:
             await self.limiter.attempt(address, username)
@@ -42,8 +47,7 @@ class Login:
         if self._passwords.needs_rehash(user.hashed_password):
             await self._upgrade_hash(user.user_id, user.hashed_password, password)
         metrics.login_attempts.labels("ok").inc()
-        token = self._signer.issue(user)
-        return TokenResponse(access_token=token, expires_in=self._signer.ttl)
+        return await self._sessions.issue(user, client_hint=client_hint)
 
     async def _upgrade_hash(self, user_id: str, old_hash: str, password: str) -> None:
         hashed = await self._passwords.hash(password)

@@ -14,7 +14,8 @@ from relaycore.web import JSON
 
 async def login(request: Request) -> Response:
     username, password = await login_form(request)
-    token = await service(request).login(username, password, client_address(request))
+    hint = request.headers.get("user-agent")
+    token = await service(request).login(username, password, client_address(request), client_hint=hint)
     return JSON(token, headers={"Cache-Control": "no-store"})
 
 

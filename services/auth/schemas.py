@@ -54,9 +54,38 @@ class UserStats(msgspec.Struct, kw_only=True):
 
 
 class TokenResponse(msgspec.Struct, kw_only=True):
+    """Both refresh fields are always sent (null when there is none), as the reference does."""
+
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+    refresh_token: str | None = None
+    refresh_token_secondary: str | None = None  # the device flow's second chain (pair=true)
+
+
+# --- sessions
+
+RefreshToken = Annotated[str, msgspec.Meta(max_length=512)]
+
+
+class RefreshRequest(msgspec.Struct, kw_only=True, frozen=True):
+    refresh_token: RefreshToken
+
+
+class RevokeRequest(msgspec.Struct, kw_only=True, frozen=True):
+    refresh_token: RefreshToken
+    revoke_chain: bool = False
+
+
+class SessionInfo(msgspec.Struct, kw_only=True):
+    """One sign-in session (``GET /auth/sessions``); ``jti`` is the session's id, stable across
+    refreshes, which ``DELETE /auth/sessions/{jti}`` takes."""
+
+    jti: str
+    issued_at: str
+    expires_at: str
+    last_used_at: str | None
+    client_hint: str | None
 
 
 # --- topics

@@ -8,6 +8,7 @@ from auth.overview import AdminViews
 from auth.passwords import Passwords
 from auth.ratelimit import LoginLimiter
 from auth.rates import RateRing
+from auth.sessions import Sessions
 from auth.signing import Signer
 from auth.topics import Topics
 from auth.users import Users, ensure_user
@@ -22,10 +23,12 @@ class AuthService:
         self.ctx = ctx
         self.passwords = Passwords.from_settings(settings)
         self.signer = signer
+        # sign-in sessions: refresh-token chains, and the access tokens minted from them
+        self.sessions = Sessions(ctx.backend, signer, ctx.authorizer, settings)
         self.users = Users(ctx.backend, self.passwords, ctx.authorizer)
         self.topics = Topics(ctx.backend)
         self.login = Login(
-            ctx.backend, self.passwords, self.signer, LoginLimiter(ctx.backend.counters, settings)
+            ctx.backend, self.passwords, self.sessions, LoginLimiter(ctx.backend.counters, settings)
         )
         # the operator console's read-only views
         self.admin = AdminViews(ctx.backend, Keys(settings.key_prefix, settings.fanout_partitions))

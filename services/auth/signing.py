@@ -47,8 +47,9 @@ class Signer:
         self._headers = {"kid": kid}
         self.jwks = {"keys": [{**jwk, "kid": kid, "alg": self.algorithm, "use": "sig"}]}
 
-    def issue(self, user: User) -> str:
-        """A signed access token for ``user``: sub, username, permissions, iat, exp, jti."""
+    def issue(self, user: User, *, session_id: str = "") -> str:
+        """A signed access token for ``user``: sub, username, permissions, iat, exp, jti, and
+        ``sid``, the sign-in session it belongs to (it stops working when that session ends)."""
         now = int(time.time())
         claims = {
             "sub": user.user_id,
@@ -58,6 +59,8 @@ class Signer:
             "exp": now + self.ttl,
             "jti": uuid.uuid4().hex,
         }
+        if session_id:
+            claims["sid"] = session_id
         return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=self._headers)
 
 

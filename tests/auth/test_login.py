@@ -12,12 +12,19 @@ from tests.auth.conftest import Auth, bearer
 
 
 async def test_login_returns_a_bearer_token(auth: Auth) -> None:
-    """A correct password gets access_token, token_type "bearer" and expires_in, and no user data."""
+    """A correct password gets access_token, token_type "bearer", expires_in and the refresh
+    token fields (CONTRACT decision 6), and no user data."""
     await auth.user("alice")
     r = await auth.login("alice", "password123")
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert set(body) == {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_token_secondary",
+    }
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 3600
     assert r.headers["cache-control"] == "no-store"

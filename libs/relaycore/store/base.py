@@ -41,6 +41,58 @@ class UserStore(Protocol):
         """Remove the user record; False if it did not exist (see ``TopicStore.forget_user``)."""
 
 
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One sign-in session: a refresh-token rotation chain.  Times are epoch milliseconds;
+    ``expires_at`` is the absolute end of the chain, whatever its idle lifetime."""
+
+    session_id: str
+    user_id: str
+    client_hint: str | None
+    issued_at: int
+    expires_at: int
+    last_used_at: int | None = None
+
+
+RotateOutcome = Literal["ok", "unknown", "expired", "raced", "replayed"]
+
+
+class Rotation(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``SessionStore.rotate`` did.  ``ok``: the presented secret was the current one and is
+    now replaced.  ``raced``: it was the one replaced less than the grace period ago (a concurrent
+    refresh won; nothing changed).  ``replayed``: it was an older one of this chain, which is now
+    deleted (theft detection).  ``expired``: past the absolute lifetime, now deleted.
+    ``unknown``: no such session, or a secret it never had."""
+
+    outcome: RotateOutcome
+    user_id: str | None = None
+
+
+class SessionStore(Protocol):
+    """Refresh-token sessions.  Only hashes of secrets are stored.  A session disappears when it
+    is revoked, replayed or idle for its idle lifetime; ``alive`` is what access tokens check."""
+
+    async def create(self, record: SessionRecord, secret_hash: str, *, idle: float) -> None: ...
+
+    async def rotate(
+        self, session_id: str, presented: str, new: str, *, now_ms: int, idle: float, grace: float, keep: int
+    ) -> Rotation:
+        """Atomically replace the current secret hash ``presented`` by ``new``; exactly one of
+        several concurrent calls with the same ``presented`` gets ``ok``.  ``keep`` replaced hashes
+        are remembered for theft detection; ``grace`` seconds after a rotation, a repeat of the
+        replaced hash is ``raced`` rather than ``replayed``."""
+
+    async def matches(self, session_id: str, secret_hash: str) -> Literal["current", "old"] | None:
+        """Whether the hash is the session's current secret, one it had, or neither."""
+
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+    async def alive(self, session_id: str) -> bool: ...
+    async def for_user(self, user_id: str) -> list[SessionRecord]:
+        """The user's live sessions, oldest first."""
+
+    async def delete(self, session_id: str) -> bool:
+        """False if it did not exist."""
+
+
 class TopicStore(Protocol):
     async def create(self, topic: Topic) -> None:
         """Store a new topic; ``Conflict`` if the name is taken."""
@@ -193,6 +245,8 @@ class Backend(Protocol):
     def acks(self) -> AckStore: ...
     @property
     def counters(self) -> Counter: ...
+    @property
+    def sessions(self) -> SessionStore: ...
     @property
     def bus(self) -> Bus: ...
 

@@ -11,6 +11,9 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
 
 from relaycore import ids
 from relaycore.config import Settings
@@ -19,7 +22,7 @@ from relaycore.ids import StreamId
 from relaycore.keys import partition_of
 from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
 from relaycore.store import fingerprint
-from relaycore.store.base import PublishKind, PublishResult
+from relaycore.store.base import PublishKind, PublishResult, Rotation, SessionRecord
 from relaycore.store.valkey_messages import denied_detail
 
 
@@ -454,6 +457,80 @@ class MemoryCounters:
         self._windows.pop(key, None)
 
 
+@dataclass
+class _Session:
+    record: SessionRecord
+    secret: str
+    deadline: float  # monotonic: idle expiry
+    old: list[str] = field(default_factory=list)  # replaced hashes, newest first
+    rotated_at: int | None = None
+
+
+class MemorySessions:
+    """Refresh-token sessions with the Valkey store's semantics; rotation is atomic because it
+    never awaits."""
+
+    def __init__(self) -> None:
+        self._s: dict[str, _Session] = {}
+
+    def _live(self, session_id: str) -> _Session | None:
+        s = self._s.get(session_id)
+        if s is not None and s.deadline <= time.monotonic():
+            del self._s[session_id]
+            return None
+        return s
+
+    async def create(self, record: SessionRecord, secret_hash: str, *, idle: float) -> None:
+        ttl = min(idle, (record.expires_at - record.issued_at) / 1000)
+        self._s[record.session_id] = _Session(record, secret_hash, time.monotonic() + ttl)
+
+    async def rotate(
+        self, session_id: str, presented: str, new: str, *, now_ms: int, idle: float, grace: float, keep: int
+    ) -> Rotation:
+        s = self._live(session_id)
+        if s is None:
+            return Rotation(outcome="unknown")
+        user_id = s.record.user_id
+        if now_ms >= s.record.expires_at:
+            del self._s[session_id]
+            return Rotation(outcome="expired", user_id=user_id)
+        if s.secret == presented:
+            s.old = [presented, *s.old][: max(1, keep)]
+            s.secret = new
+            s.rotated_at = now_ms
+            s.record = msgspec.structs.replace(s.record, last_used_at=now_ms)
+            s.deadline = time.monotonic() + min(idle, (s.record.expires_at - now_ms) / 1000)
+            return Rotation(outcome="ok", user_id=user_id)
+        if presented not in s.old:
+            return Rotation(outcome="unknown")
+        if s.old[0] == presented and s.rotated_at is not None and now_ms - s.rotated_at < grace * 1000:
+            return Rotation(outcome="raced", user_id=user_id)
+        del self._s[session_id]
+        return Rotation(outcome="replayed", user_id=user_id)
+
+    async def matches(self, session_id: str, secret_hash: str) -> Literal["current", "old"] | None:
+        s = self._live(session_id)
+        if s is None:
+            return None
+        if s.secret == secret_hash:
+            return "current"
+        return "old" if secret_hash in s.old else None
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        s = self._live(session_id)
+        return None if s is None else s.record
+
+    async def alive(self, session_id: str) -> bool:
+        return self._live(session_id) is not None
+
+    async def for_user(self, user_id: str) -> list[SessionRecord]:
+        live = [s.record for sid in list(self._s) if (s := self._live(sid)) and s.record.user_id == user_id]
+        return sorted(live, key=lambda r: (r.issued_at, r.session_id))
+
+    async def delete(self, session_id: str) -> bool:
+        return self._s.pop(session_id, None) is not None
+
+
 class MemoryBackend:
     def __init__(self, settings: Settings) -> None:
         self.bus = MemoryBus()
@@ -465,6 +542,7 @@ class MemoryBackend:
         self.gateways = MemoryGateways(settings.gateway_expiry)
         self.acks = MemoryAcks()
         self.counters = MemoryCounters()
+        self.sessions = MemorySessions()
 
     async def ping(self) -> None:
         return None

@@ -6,6 +6,7 @@ from relaycore.config import Settings
 from relaycore.keys import Keys
 from relaycore.store.valkey_fanout import ValkeyFanout
 from relaycore.store.valkey_messages import ValkeyMessages
+from relaycore.store.valkey_sessions import ValkeySessions
 from relaycore.store.valkey_state import ValkeyAcks, ValkeyBus, ValkeyCounters, ValkeyGateways
 from relaycore.store.valkey_topics import ValkeyTopics
 from relaycore.store.valkey_users import ValkeyUsers
@@ -25,6 +26,7 @@ class ValkeyBackend:
         self.acks = ValkeyAcks(self.client, keys)
         self.counters = ValkeyCounters(self.client, keys)
         self.bus = ValkeyBus(self.client, keys)
+        self.sessions = ValkeySessions(self.client, keys)
 
     async def ping(self) -> None:
         async with guarded():

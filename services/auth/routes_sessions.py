@@ -1,0 +1,58 @@
+"""Refresh tokens and sign-in sessions (reference rows 6 and 8): ``/auth/token/refresh``,
+``/auth/token/revoke``, ``/auth/logout``, ``/auth/sessions``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from auth.routes_http import caller, json_body, service
+from auth.schemas import RefreshRequest, RevokeRequest
+from relaycore import jsonbody
+from relaycore.web import JSON, bearer_token
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def refresh(request: Request) -> Response:
+    data = jsonbody.decode(await json_body(request), RefreshRequest)
+    tokens = await service(request).sessions.refresh(data.refresh_token)
+    return JSON(tokens, headers=_NO_STORE)
+
+
+async def revoke(request: Request) -> Response:
+    data = jsonbody.decode(await json_body(request), RevokeRequest)
+    await service(request).sessions.revoke_token(data.refresh_token, chain=data.revoke_chain)
+    return Response(status_code=204)
+
+
+async def logout(request: Request) -> Response:
+    """Ends the bearer token's sign-in session: that access token, the others of its session and
+    its refresh token stop working everywhere within a second."""
+    await caller(request)
+    svc = service(request)
+    claims = svc.ctx.authorizer.claims(bearer_token(request) or "")
+    if claims.sid:
+        await svc.sessions.end(claims.sid)
+    return Response(status_code=204)
+
+
+async def list_sessions(request: Request) -> Response:
+    user = await caller(request)
+    return JSON(await service(request).sessions.list(user), headers=_NO_STORE)
+
+
+async def end_session(request: Request) -> Response:
+    user = await caller(request)
+    await service(request).sessions.end_own(user, request.path_params["jti"])
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/auth/token/refresh", refresh, methods=["POST"]),
+    Route("/auth/token/revoke", revoke, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/sessions", list_sessions, methods=["GET"]),
+    Route("/auth/sessions/{jti}", end_session, methods=["DELETE"]),
+]
