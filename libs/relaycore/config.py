@@ -111,6 +111,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # messages are flowing; with the invalidation channel down, caches are bypassed.
     access_cache_ttl: float = 30 * SECONDS
 
+    # --- the device flow (RFC 8628) and browser sign-in to the relay's pages
+    # The relay's address as people reach it (https://relay.example.org), used for the links it
+    # hands out (verification_uri); "" = from each request's Host header and scheme.
+    public_url: str = ""
+    device_code_lifetime: float = 10 * MINUTES  # how long a device/user code may be approved
+    device_poll_interval: int = 5  # seconds a device must wait between token polls
+    # User-code look-ups on the verification page, per client address and over all addresses.
+    device_verify_rate_limit_attempts: int = 20
+    device_verify_rate_limit_total: int = 600
+    device_verify_rate_limit_window: float = 60 * SECONDS
+    web_session_lifetime: float = 8 * HOURS  # a browser sign-in (cookie) on the relay's pages
+
     # --- bootstrap admin
     bootstrap_admin_username: str = ""
     bootstrap_admin_password: str = ""
@@ -343,6 +355,20 @@ def _check_ranges(s: Settings) -> None:
         raise ConfigError(
             "PULSAR_REFRESH_TOKEN_IDLE_LIFETIME and PULSAR_REFRESH_TOKEN_ABSOLUTE_LIFETIME must be"
             " greater than 0"
+        )
+    for name in ("device_verify_rate_limit_attempts", "device_verify_rate_limit_total"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
+    for name in ("device_code_lifetime", "device_verify_rate_limit_window", "web_session_lifetime"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{_env(name)} must be greater than 0, got {getattr(s, name)}")
+    if s.public_url and not re.fullmatch(r"https?://[^/?#\s]+/?", s.public_url):
+        raise ConfigError(
+            f"PULSAR_PUBLIC_URL must be http(s)://host[:port] with no path, got {s.public_url!r}"
+        )
+    if not 1 <= s.device_poll_interval <= 3600:
+        raise ConfigError(
+            f"PULSAR_DEVICE_POLL_INTERVAL must be 1 to 3600 seconds, got {s.device_poll_interval}"
         )
     if s.login_rate_limit_attempts and s.login_rate_limit_window <= 0:
         raise ConfigError("PULSAR_LOGIN_RATE_LIMIT_WINDOW must be greater than 0 when rate limiting is on")

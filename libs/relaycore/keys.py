@@ -20,6 +20,9 @@ Layout (``relay`` is ``settings.key_prefix``; ``{tN}`` is partition N's hash tag
     relay:gateways                        zset    gateway id -> last heartbeat (ms)
     relay:gw:<gateway_id>:stats           hash    that gateway's connection / waiter counts
     relay:ratelimit:<scope>:<who>         string  login attempt counter
+    relay:{auth}:web:<sha256>             string  a browser sign-in session -> user id (with TTL)
+    relay:{auth}:device:<sha256>          hash    a device-flow grant, by its device code's hash
+    relay:{auth}:usercode:<CODE>          string  user code -> device-code hash (with TTL)
     relay:invalidate                      pubsub  "user:<id>" / "topic:<name>" / "session:<id>" invalidations
 
 Every key a publish touches shares its partition's hash tag, so the publish script runs in one
@@ -133,6 +136,16 @@ class Keys:
 
     def gateway_group(self, gateway_id: str) -> str:
         return f"gw:{gateway_id}"
+
+    # --- browser sessions and the device flow (one hash tag: a grant and its user code together)
+    def web_session(self, digest: str) -> str:
+        return f"{self.prefix}:{{auth}}:web:{digest}"
+
+    def device_grant(self, digest: str) -> str:
+        return f"{self.prefix}:{{auth}}:device:{digest}"
+
+    def user_code(self, code: str) -> str:
+        return f"{self.prefix}:{{auth}}:usercode:{code}"
 
     # --- misc
     def rate_limit(self, scope: str, who: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from auth import routes_admin, routes_console, routes_sessions, routes_topics, routes_users
+from auth import routes_admin, routes_console, routes_device, routes_sessions, routes_topics, routes_users
 from auth.service import AuthService
 from auth.signing import Signer
 from relaycore.config import Settings
@@ -23,6 +23,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
         [
             *routes_users.routes,
             *routes_sessions.routes,
+            *routes_device.routes,
             *routes_topics.routes,
             *routes_admin.routes,
             *routes_console.routes(),

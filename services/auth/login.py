@@ -12,6 +12,7 @@ from auth.schemas import TokenResponse
 from auth.sessions import Sessions
 from relaycore import metrics, names
 from relaycore.errors import Forbidden, RateLimited, Unauthenticated
+from relaycore.models import User
 from relaycore.store.base import Backend
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,12 @@ class Login:
     async def __call__(
         self, username: str, password: str, address: str, *, client_hint: str | None = None
     ) -> TokenResponse:
+        user = await self.verify(username, password, address)
+        return await self._sessions.issue(user, client_hint=client_hint)
+
+    async def verify(self, username: str, password: str, address: str) -> User:
+        """The active user these credentials name, under the same rate limits as ``/auth/login``
+        (also used by the browser sign-in of the relay's pages, which mints no token)."""
         username = names.normal_username(username)  # as stored; and one throttle for its spellings
         try:
             await self.limiter.attempt(address, username)
@@ -47,7 +54,7 @@ class Login:
         if self._passwords.needs_rehash(user.hashed_password):
             await self._upgrade_hash(user.user_id, user.hashed_password, password)
         metrics.login_attempts.labels("ok").inc()
-        return await self._sessions.issue(user, client_hint=client_hint)
+        return user
 
     async def _upgrade_hash(self, user_id: str, old_hash: str, password: str) -> None:
         hashed = await self._passwords.hash(password)

@@ -217,6 +217,51 @@ class Counter(Protocol):
     async def clear(self, key: str) -> None: ...
 
 
+class WebSessionStore(Protocol):
+    """Browser sign-in sessions of the relay's HTML pages, by the SHA-256 of the cookie value."""
+
+    async def create(self, key: str, user_id: str, ttl: float) -> None: ...
+    async def user_id(self, key: str) -> str | None: ...
+    async def delete(self, key: str) -> None: ...
+
+
+DeviceStatus = Literal["pending", "approved", "denied", "used"]
+PollOutcome = Literal["unknown", "expired", "slow_down", "pending", "denied", "approved", "used"]
+
+
+class DeviceGrant(msgspec.Struct, kw_only=True):
+    """One RFC 8628 device authorization, from ``/auth/device/code`` until it is exchanged."""
+
+    user_code: str  # normalised: upper case, no separator
+    client_hint: str
+    scope: str
+    pair: bool
+    expires_ms: int  # after this the code answers expired_token (the record outlives it a while)
+    interval: int  # seconds the client must wait between polls (raised by slow_down)
+    status: DeviceStatus = "pending"
+    user_id: str = ""  # who approved or denied
+    last_poll_ms: int = 0
+
+
+class DeviceGrantStore(Protocol):
+    """Device authorizations by the SHA-256 of the device code, found also by user code."""
+
+    async def create(self, device_key: str, grant: DeviceGrant, ttl: float) -> bool:
+        """Store a new grant; False (nothing stored) if its user code is in use."""
+
+    async def by_user_code(self, user_code: str) -> tuple[str, DeviceGrant] | None: ...
+
+    async def decide(self, device_key: str, user_id: str, approve: bool, now_ms: int) -> DeviceGrant | None:
+        """Atomically approve or deny a pending, unexpired grant; None if it is not one (any more)."""
+
+    async def poll(
+        self, device_key: str, now_ms: int, slack_ms: int
+    ) -> tuple[PollOutcome, DeviceGrant | None]:
+        """Atomically: record the poll, answer ``slow_down`` (raising the interval by 5 s) when it
+        comes less than ``interval`` (minus ``slack_ms``) after the previous one, and hand an
+        approved grant out exactly once (it becomes ``used``)."""
+
+
 class Bus(Protocol):
     """Cache invalidation events (``"user:<id>"``, ``"topic:<name>"``) between processes.
     ``connected`` is False while events may be missed; caches must not be trusted then."""
@@ -249,6 +294,10 @@ class Backend(Protocol):
     def sessions(self) -> SessionStore: ...
     @property
     def bus(self) -> Bus: ...
+    @property
+    def web_sessions(self) -> WebSessionStore: ...
+    @property
+    def device_grants(self) -> DeviceGrantStore: ...
 
     async def ping(self) -> None:
         """Raise ``Unavailable`` if storage cannot be reached."""

@@ -23,6 +23,7 @@ from relaycore.keys import partition_of
 from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
 from relaycore.store import fingerprint
 from relaycore.store.base import PublishKind, PublishResult, Rotation, SessionRecord
+from relaycore.store.memory_device import MemoryDeviceGrants, MemoryWebSessions
 from relaycore.store.valkey_messages import denied_detail
 
 
@@ -543,6 +544,8 @@ class MemoryBackend:
         self.acks = MemoryAcks()
         self.counters = MemoryCounters()
         self.sessions = MemorySessions()
+        self.web_sessions = MemoryWebSessions()
+        self.device_grants = MemoryDeviceGrants()
 
     async def ping(self) -> None:
         return None

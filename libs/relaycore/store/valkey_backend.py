@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from relaycore.config import Settings
 from relaycore.keys import Keys
+from relaycore.store.valkey_device import ValkeyDeviceGrants, ValkeyWebSessions
 from relaycore.store.valkey_fanout import ValkeyFanout
 from relaycore.store.valkey_messages import ValkeyMessages
 from relaycore.store.valkey_sessions import ValkeySessions
@@ -27,6 +28,8 @@ class ValkeyBackend:
         self.counters = ValkeyCounters(self.client, keys)
         self.bus = ValkeyBus(self.client, keys)
         self.sessions = ValkeySessions(self.client, keys)
+        self.web_sessions = ValkeyWebSessions(self.client, keys)
+        self.device_grants = ValkeyDeviceGrants(self.client, keys)
 
     async def ping(self) -> None:
         async with guarded():
