@@ -132,6 +132,8 @@ class DeviceFlow:
         primary = await self._issue(user)
         if not pair:
             return primary
+        if "refresh_token_secondary" not in TokenResponse.__struct_fields__:
+            return primary  # until refresh tokens land (i16-tokens): no second chain to hand out
         secondary = await self._issue(user)  # a second, independent refresh chain
         return msgspec.structs.replace(
             primary, refresh_token_secondary=getattr(secondary, "refresh_token", None)

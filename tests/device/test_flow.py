@@ -8,6 +8,7 @@ import asyncio
 import re
 
 import httpx
+import pytest
 
 from tests.device.conftest import Person, Relay, hidden
 
@@ -104,6 +105,7 @@ async def test_expired_code_answers_expired_token(relay_factory) -> None:  # typ
     assert (await who.open(body["user_code"])).status_code == 404
 
 
+@pytest.mark.xfail(reason="needs refresh tokens (Sessions.issue from i16-tokens)", strict=True)
 async def test_pair_issues_two_tokens(relay: Relay) -> None:
     """pair=true: the token answer carries refresh_token_secondary as well (key always present)."""
     who = await relay.person("eve")
