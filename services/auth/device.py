@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 import msgspec
 
@@ -37,7 +38,11 @@ POLL_SLACK_MS = 250
 # a used code is recognised as reused (invalid_grant) rather than unknown.
 _RECORD_GRACE = 600.0
 
-Issuer = Callable[[User], Awaitable[TokenResponse]]
+
+class Issuer(Protocol):
+    """``Sessions.issue``: an access token and the first refresh token of a new session."""
+
+    def __call__(self, user: User, *, client_hint: str | None = None) -> Awaitable[TokenResponse]: ...
 
 
 class DeviceError(Exception):
@@ -125,19 +130,17 @@ class DeviceFlow:
             user = await self._backend.users.get(grant.user_id)
             if user is None or not user.is_active:
                 raise DeviceError("access_denied", "The approving user is no longer active")
-            return await self._tokens(user, grant.pair)
+            return await self._tokens(user, grant)
         raise DeviceError(*_POLL_ERRORS[outcome])
 
-    async def _tokens(self, user: User, pair: bool) -> TokenResponse:
-        primary = await self._issue(user)
-        if not pair:
+    async def _tokens(self, user: User, grant: DeviceGrant) -> TokenResponse:
+        primary = await self._issue(user, client_hint=grant.client_hint)
+        if not grant.pair:
             return primary
-        if "refresh_token_secondary" not in TokenResponse.__struct_fields__:
-            return primary  # until refresh tokens land (i16-tokens): no second chain to hand out
-        secondary = await self._issue(user)  # a second, independent refresh chain
-        return msgspec.structs.replace(
-            primary, refresh_token_secondary=getattr(secondary, "refresh_token", None)
-        )
+        # A second, independent session: the device hands its refresh token to another party
+        # (Galaxy), and each side rotates its own chain without disturbing the other.
+        secondary = await self._issue(user, client_hint=f"{grant.client_hint} (paired)")
+        return msgspec.structs.replace(primary, refresh_token_secondary=secondary.refresh_token)
 
     # --- the person's side (the verification page)
 

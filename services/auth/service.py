@@ -9,7 +9,6 @@ from auth.overview import AdminViews
 from auth.passwords import Passwords
 from auth.ratelimit import LoginLimiter
 from auth.rates import RateRing
-from auth.schemas import TokenResponse
 from auth.sessions import Sessions
 from auth.signing import Signer
 from auth.topics import Topics
@@ -18,7 +17,6 @@ from auth.websession import WebSessions
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.keys import Keys
-from relaycore.models import User
 
 
 class AuthService:
@@ -39,11 +37,7 @@ class AuthService:
         self.rates = RateRing(ctx.backend)
         # browser sign-in to the relay's pages, and the RFC 8628 device flow
         self.web = WebSessions(ctx.backend, settings.web_session_lifetime)
-        self.device = DeviceFlow(ctx.backend, settings, self._issue)
-
-    async def _issue(self, user: User) -> TokenResponse:
-        token = self.signer.issue(user)
-        return TokenResponse(access_token=token, expires_in=self.signer.ttl)
+        self.device = DeviceFlow(ctx.backend, settings, self.sessions.issue)
 
     async def bootstrap_admin(self) -> None:
         """Create or update ``PULSAR_BOOTSTRAP_ADMIN_*`` (CONTRACT decision 14); a no-op when unset."""

@@ -8,8 +8,8 @@ import asyncio
 import re
 
 import httpx
-import pytest
 
+from tests.auth.conftest import bearer
 from tests.device.conftest import Person, Relay, hidden
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -105,9 +105,9 @@ async def test_expired_code_answers_expired_token(relay_factory) -> None:  # typ
     assert (await who.open(body["user_code"])).status_code == 404
 
 
-@pytest.mark.xfail(reason="needs refresh tokens (Sessions.issue from i16-tokens)", strict=True)
-async def test_pair_issues_two_tokens(relay: Relay) -> None:
-    """pair=true: the token answer carries refresh_token_secondary as well (key always present)."""
+async def test_pair_issues_two_independent_refresh_chains(relay: Relay) -> None:
+    """pair=true: refresh_token and refresh_token_secondary are different sessions of the approver;
+    rotating one leaves the other working, and both show in GET /auth/sessions."""
     who = await relay.person("eve")
     body = await relay.code(client_hint="byoc", pair="true")
     page = await who.open(body["user_code"])
@@ -115,7 +115,28 @@ async def test_pair_issues_two_tokens(relay: Relay) -> None:
     await who.decide(body["user_code"])
     r = await relay.poll(body["device_code"])
     assert r.status_code == 200, r.text
-    assert "refresh_token_secondary" in r.json()
+    tokens = r.json()
+    primary, secondary = tokens["refresh_token"], tokens["refresh_token_secondary"]
+    assert primary and secondary and primary != secondary
+    assert primary.split(".")[0] != secondary.split(".")[0]  # two sessions, not one
+    rotated = await relay.client.post("/auth/token/refresh", json={"refresh_token": primary})
+    assert rotated.status_code == 200, rotated.text
+    other = await relay.client.post("/auth/token/refresh", json={"refresh_token": secondary})
+    assert other.status_code == 200, other.text
+    me = await relay.client.get("/auth/me", headers=bearer(other.json()["access_token"]))
+    assert me.json()["username"] == "eve"
+    sessions = await relay.client.get("/auth/sessions", headers=bearer(rotated.json()["access_token"]))
+    hints = sorted(s.get("client_hint") for s in sessions.json())
+    assert hints == ["byoc", "byoc (paired)"], sessions.text
+
+
+async def test_unpaired_answer_has_a_refresh_token_and_null_secondary(relay: Relay) -> None:
+    """Without pair the answer is login's TokenResponse: a refresh token, secondary null."""
+    who = await relay.person("ezra")
+    body = await relay.code(client_hint="solo")
+    await who.decide(body["user_code"])
+    tokens = (await relay.poll(body["device_code"])).json()
+    assert tokens["refresh_token"] and tokens["refresh_token_secondary"] is None
 
 
 async def test_approval_needs_session_and_csrf(relay: Relay) -> None:
