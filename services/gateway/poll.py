@@ -6,7 +6,8 @@ existed; everything after it reaches the waiter.  So a message published at any 
 poll is either in the response or after the cursor returned for its topic:
 
 * a topic with messages in the response: cursor = the last of them (they are a contiguous prefix);
-* a quiet topic: cursor = max(since, position at registration).
+* a quiet topic: cursor = max(since, its newest id at or below the position at registration)
+  ("0-0" when it has none: a re-created topic never gets its predecessor's last id).
 
 The reference's race (read storage, *then* register) cannot happen.  No I/O of its own.
 """
@@ -95,9 +96,9 @@ async def poll(
                 await _check(node, user, [t for t in topics if caught[t]], missing, waiter)
                 messages = [msgspec.Raw(message_frame(m)) for t in topics for m in caught[t]]
                 _delivered.inc(len(messages))
-                cursors = {
-                    t: caught[t][-1].message_id if caught[t] else _base(t, since, start) for t in topics
-                }
+                cursors = await _cursors(
+                    node, {t: caught[t][-1].message_id if caught[t] else None for t in topics}, since, start
+                )
                 return PollResponse(
                     messages=messages, has_more=any(len(v) >= cap for v in caught.values()), cursors=cursors
                 )
@@ -119,15 +120,36 @@ async def poll(
             messages.append(msgspec.Raw(frame))
             _latency.observe(max(0, now - sid[0]) / 1000)
     _delivered.inc(len(messages))
-    cursors = {t: ids.fmt(waiter.got[t][-1][0]) if waiter.got[t] else _base(t, since, start) for t in topics}
+    cursors = await _cursors(
+        node, {t: ids.fmt(waiter.got[t][-1][0]) if waiter.got[t] else None for t in topics}, since, start
+    )
     return PollResponse(messages=messages, has_more=bool(waiter.full), cursors=cursors)
 
 
-def _base(topic: str, since: dict[str, StreamId], start: dict[str, StreamId | None]) -> str:
-    """A quiet topic's cursor: nothing of it up to here is unseen by the client."""
-    at = start[topic] or ids.ZERO
+async def _cursors(
+    node: Node, last: dict[str, str | None], since: dict[str, StreamId], start: dict[str, StreamId | None]
+) -> dict[str, str]:
+    """Each topic's cursor: the last message in the response, else the quiet topic's ``_base``."""
+    quiet = [t for t, got in last.items() if got is None]
+    bases = dict(
+        zip(quiet, await asyncio.gather(*(_base(node, t, since, start) for t in quiet)), strict=True)
+    )
+    return {t: got or bases[t] for t, got in last.items()}
+
+
+async def _base(node: Node, topic: str, since: dict[str, StreamId], start: dict[str, StreamId | None]) -> str:
+    """A quiet topic's cursor: nothing of it up to here is unseen by the client.  Every message of
+    the topic up to the registration's position was stored before the poll began (none of it is
+    owed: it is at or below ``since``, or the poll asked for new messages only), so the cursor is
+    the newest of them: the topic's own id, never another topic's (a partition's position may be
+    the id of a message in a topic since deleted, or in someone else's private topic)."""
     given = since.get(topic)
-    return ids.fmt(max(at, given) if given is not None else at)
+    at = start[topic]
+    if at is None or (given is not None and given >= at):
+        return ids.fmt(given or ids.ZERO)
+    own = await node.backend.messages.last_id(topic, upto=at)
+    newest = ids.ZERO if own is None else ids.parse(own) or ids.ZERO
+    return ids.fmt(max(newest, given) if given is not None else newest)
 
 
 async def _still_allowed(node: Node, user: User) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from relaycore import ids as ids_
+from relaycore.keys import partition_of
 from tests.gateway.conftest import Relay, bearer, eventually, make_topic, publish_direct
 
 ID = re.compile(r"^\d+-\d+$")
@@ -286,3 +288,47 @@ async def test_zero_timeout_waits_the_minimum_and_returns_empty(relay: Relay) ->
     _, token = await relay.user("reader", ["read"])
     r = await relay.poll(token, {"topics": ["quiet"], "timeout": 0})
     assert r.status_code == 200 and r.json()["messages"] == []
+
+
+async def test_a_recreated_topic_does_not_hand_out_the_old_topics_last_id(any_relay: Relay) -> None:
+    """alice's topic is deleted and bob creates one of the same name: bob's polls (plain, and
+    with since naming another topic) give a cursor of his empty topic, not alice's last id; his
+    first message then arrives after it."""
+    relay = any_relay
+    alice, _ = await relay.user("alice")
+    bob, token = await relay.user("bob", ["read", "write"])
+    old = await publish_direct(relay.backend, alice, "reborn", 3)
+    await eventually(lambda: (relay.node.tailer.position("reborn") or (0, 0)) >= ids_.require(old[-1], []))
+    assert await relay.backend.topics.delete("reborn")
+    await relay.ctx.authorizer.notify("topic:reborn")
+    await make_topic(relay, bob, "reborn")
+    for body in (
+        {"topics": ["reborn"], "timeout": 1},
+        {"topics": ["reborn"], "since": {"x": "0-0"}, "timeout": 1},
+    ):
+        r = await relay.poll(token, body)
+        assert r.status_code == 200 and r.json()["messages"] == []
+        assert r.json()["cursors"] == {"reborn": "0-0"}
+    new = await publish_direct(relay.backend, bob, "reborn", 1)
+    body = (await relay.poll(token, {"topics": ["reborn"], "since": {"reborn": "0-0"}})).json()
+    assert ids_of(body) == new and body["cursors"] == {"reborn": new[0]}
+
+
+async def test_a_quiet_topics_cursor_is_its_own_newest_id(any_relay: Relay) -> None:
+    """A poll without since on a topic with history: the cursor is that topic's newest id (not a
+    later message of another topic in its partition), and following it misses nothing."""
+    relay = any_relay
+    alice, token = await relay.user("alice")
+    mine = await publish_direct(relay.backend, alice, "own", 2)
+    parts = relay.settings.fanout_partitions
+    sharing = [
+        t for t in (f"other{i}" for i in range(200)) if partition_of(t, parts) == partition_of("own", parts)
+    ]
+    theirs = await publish_direct(relay.backend, alice, sharing[0], 1)
+    assert ids_.require(theirs[0], []) > ids_.require(mine[-1], [])
+    await eventually(lambda: (relay.node.tailer.position("own") or (0, 0)) >= ids_.require(theirs[0], []))
+    body = (await relay.poll(token, {"topics": ["own"], "timeout": 1})).json()
+    assert body["cursors"] == {"own": mine[-1]}
+    later = await publish_direct(relay.backend, alice, "own", 1, start=2)
+    body = (await relay.poll(token, {"topics": ["own"], "since": body["cursors"]})).json()
+    assert ids_of(body) == later

@@ -144,7 +144,9 @@ class MessageStore(Protocol):
     async def read_before(self, topic: str, before: StreamId | None, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` unexpired messages with id < ``before`` (from the newest if None), descending."""
 
-    async def last_id(self, topic: str) -> str | None: ...
+    async def last_id(self, topic: str, upto: StreamId | None = None) -> str | None:
+        """The id of the topic's newest stored message (expired or not), or of its newest at or
+        below ``upto``; None when there is none."""
     async def length(self, topic: str) -> int: ...
 
 

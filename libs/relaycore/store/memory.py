@@ -307,9 +307,12 @@ class MemoryMessages:
         live = (m for m in reversed(s.items[:end]) if not m.expired(now))
         return [m for _, m in zip(range(limit), live, strict=False)]
 
-    async def last_id(self, topic: str) -> str | None:
+    async def last_id(self, topic: str, upto: StreamId | None = None) -> str | None:
         s = self._d.streams.get(topic)
-        return s.items[-1].message_id if s and s.items else None
+        if not s:
+            return None
+        end = len(s.ids) if upto is None else bisect.bisect_right(s.ids, upto)
+        return s.items[end - 1].message_id if end else None
 
     async def length(self, topic: str) -> int:
         s = self._d.streams.get(topic)

@@ -120,8 +120,9 @@ class ValkeyMessages:
             end = f"({rows[-1][0].decode()}"
         return out
 
-    async def last_id(self, topic: str) -> str | None:
-        rows = await self._r.xrevrange(self._k.stream(topic), count=1)
+    async def last_id(self, topic: str, upto: StreamId | None = None) -> str | None:
+        top = "+" if upto is None else ids.fmt(upto)
+        rows = await self._r.xrevrange(self._k.stream(topic), max=top, min="-", count=1)
         return rows[0][0].decode() if rows else None
 
     async def length(self, topic: str) -> int:
