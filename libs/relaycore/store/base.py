@@ -147,6 +147,7 @@ class MessageStore(Protocol):
     async def last_id(self, topic: str, upto: StreamId | None = None) -> str | None:
         """The id of the topic's newest stored message (expired or not), or of its newest at or
         below ``upto``; None when there is none."""
+
     async def length(self, topic: str) -> int: ...
 
 
