@@ -19,7 +19,7 @@ from tests.support.serve import RelayProcess
 class StackRelay:
     """The split stack seen through its one public origin (HAProxy)."""
 
-    def __init__(self, valkey_url: str, workdir: Path) -> None:
+    def __init__(self, valkey_url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
         from pulsar_relay.stack import Stack
 
         self.logs = workdir / "logs"
@@ -27,7 +27,7 @@ class StackRelay:
         self.stack = Stack(
             data_dir=workdir / "data",
             gateways=2,
-            environ={**os.environ, **relay_env(valkey_url)},
+            environ={**os.environ, **relay_env(valkey_url, **(extra_env or {}))},
             log_dir=self.logs,
         )
 
@@ -43,11 +43,11 @@ class StackRelay:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(self.logs.glob("*.log")))
 
 
-def start_stack(valkey_url: str, tmp_path: Path) -> StackRelay:
+def start_stack(valkey_url: str, tmp_path: Path, extra_env: dict[str, str] | None = None) -> StackRelay:
     """Start the stack; once more if a port it picked was taken meanwhile (its free ports are
     probed, then bound by the child, so a busy machine can race it)."""
     for attempt in (1, 2):
-        stack = StackRelay(valkey_url, tmp_path / f"stack-{attempt}")
+        stack = StackRelay(valkey_url, tmp_path / f"stack-{attempt}", extra_env)
         try:
             stack.stack.start()
             return stack
@@ -58,7 +58,15 @@ def start_stack(valkey_url: str, tmp_path: Path) -> StackRelay:
 
 
 @pytest.fixture
-def relay(request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path) -> Iterator[Relay]:
+def relay_extra_env() -> dict[str, str]:
+    """More ``PULSAR_*`` settings for the relay; a module overrides this fixture to set some."""
+    return {}
+
+
+@pytest.fixture
+def relay(
+    request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path, relay_extra_env: dict[str, str]
+) -> Iterator[Relay]:
     """``pulsar-relay serve all`` (or the split stack) on free ports over the flushed session Valkey."""
     if getattr(request, "param", "all") == "stack":
         try:
@@ -67,13 +75,13 @@ def relay(request: pytest.FixtureRequest, valkey_url: str, tmp_path: Path) -> It
             pytest.skip("pulsar_relay.stack is not there yet")
         if shutil.which("haproxy") is None:
             pytest.skip("the split stack needs haproxy (make stack installs it)")
-        stack = start_stack(valkey_url, tmp_path)
+        stack = start_stack(valkey_url, tmp_path, relay_extra_env)
         try:
             yield stack
         finally:
             stack.stack.stop()
         return
-    proc = RelayProcess("all", relay_env(valkey_url))
+    proc = RelayProcess("all", relay_env(valkey_url, **relay_extra_env))
     try:
         proc.start()
         yield proc
