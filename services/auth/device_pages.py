@@ -17,6 +17,7 @@ def _page(title: str, body: str) -> str:
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{escape(title)} · Pulsar Relay</title><link rel="stylesheet" href="{STYLE}">'
+        '<link rel="icon" href="/console/assets/logo.svg" type="image/svg+xml">'
         f"</head><body><main>\n<h1>{escape(title)}</h1>\n{body}\n</main></body></html>\n"
     )
 

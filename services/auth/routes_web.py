@@ -19,7 +19,9 @@ PAGE_HEADERS = {
         "base-uri 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it, browsers send ``Origin: null`` on the page's own form posts.
+    # Other origins (an identity provider) still get nothing, the user code in the URL included.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -62,9 +64,10 @@ def clear_session_cookie(response: Response, request: Request) -> None:
 
 def same_origin(request: Request) -> bool:
     """False for a form posted from another site (CSRF on forms no session protects yet, such as
-    sign-in).  Browsers send ``Origin`` and ``Sec-Fetch-Site`` on every POST; tools send neither."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return False
+    sign-in).  Browsers send ``Sec-Fetch-Site`` (and ``Origin``) on every POST; tools send neither."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin is None:
         return True

@@ -26,6 +26,7 @@ async def test_page_has_strict_security_headers(relay: Relay) -> None:
     assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"  # the user code never leaves the origin
     assert r.headers["cache-control"] == "no-store"
     assert "<script" not in r.text
     css = await relay.client.get("/auth/device/style.css")
@@ -96,6 +97,21 @@ async def test_sign_in_from_another_site_is_refused(relay: Relay) -> None:
         assert r.status_code == 403 and "set-cookie" not in r.headers
         r = await c.post("/auth/device/signin", data=data, headers={"Sec-Fetch-Site": "cross-site"})
         assert r.status_code == 403 and "set-cookie" not in r.headers
+        r = await c.post("/auth/device/signin", data=data, headers={"Sec-Fetch-Site": "same-site"})
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+        r = await c.post("/auth/device/signin", data=data, headers={"Origin": "null"})
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+
+
+async def test_browser_same_origin_post_with_opaque_origin_signs_in(relay: Relay) -> None:
+    """A browser's own form post that says Sec-Fetch-Site: same-origin is accepted even when its
+    Origin is "null" (what Chromium sends under a strict referrer policy)."""
+    await relay.user("gwen")
+    async with httpx.AsyncClient(base_url=relay.url) as c:
+        data = {"username": "gwen", "password": PASSWORD}
+        headers = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+        r = await c.post("/auth/device/signin", data=data, headers=headers)
+        assert r.status_code == 303 and "set-cookie" in r.headers
 
 
 async def test_next_must_be_a_local_path(relay: Relay) -> None:
