@@ -153,12 +153,12 @@ class Authorizer:
         if not token:
             raise Unauthenticated("Not authenticated")
         claims = self.claims(token)
-        await self.check_session(claims)
         user = await self.user(claims.sub)
         if user is None:
             raise Unauthenticated("User not found")
         if not user.is_active:
             raise Forbidden("User is inactive")
+        await self.check_session(claims)  # after the user: the reference's answers come first
         return user
 
     @staticmethod

@@ -1,5 +1,6 @@
 """Refresh tokens and sign-in sessions (reference rows 6 and 8): ``/auth/token/refresh``,
-``/auth/token/revoke``, ``/auth/logout``, ``/auth/sessions``."""
+``/auth/token/revoke``, ``/auth/logout``, ``/auth/sessions``, and an admin's view of another
+user's sessions under ``/auth/users/{user_id}/sessions``."""
 
 from __future__ import annotations
 
@@ -40,12 +41,39 @@ async def logout(request: Request) -> Response:
 
 async def list_sessions(request: Request) -> Response:
     user = await caller(request)
-    return JSON(await service(request).sessions.list(user), headers=_NO_STORE)
+    return JSON(await service(request).sessions.list(user.user_id), headers=_NO_STORE)
 
 
 async def end_session(request: Request) -> Response:
     user = await caller(request)
-    await service(request).sessions.end_own(user, request.path_params["jti"])
+    await service(request).sessions.end_of(user.user_id, request.path_params["jti"])
+    return Response(status_code=204)
+
+
+# --- an admin acting on another user's sessions
+
+
+async def _target(request: Request) -> str:
+    await caller(request, "admin")
+    user_id: str = request.path_params["user_id"]
+    await service(request).users.get(user_id)  # 404 for an unknown user
+    return user_id
+
+
+async def user_sessions(request: Request) -> Response:
+    user_id = await _target(request)
+    return JSON(await service(request).sessions.list(user_id), headers=_NO_STORE)
+
+
+async def end_user_session(request: Request) -> Response:
+    user_id = await _target(request)
+    await service(request).sessions.end_of(user_id, request.path_params["jti"])
+    return Response(status_code=204)
+
+
+async def end_user_sessions(request: Request) -> Response:
+    user_id = await _target(request)
+    await service(request).sessions.end_all(user_id)
     return Response(status_code=204)
 
 
@@ -55,4 +83,7 @@ routes = [
     Route("/auth/logout", logout, methods=["POST"]),
     Route("/auth/sessions", list_sessions, methods=["GET"]),
     Route("/auth/sessions/{jti}", end_session, methods=["DELETE"]),
+    Route("/auth/users/{user_id}/sessions", user_sessions, methods=["GET"]),
+    Route("/auth/users/{user_id}/sessions", end_user_sessions, methods=["DELETE"]),
+    Route("/auth/users/{user_id}/sessions/{jti}", end_user_session, methods=["DELETE"]),
 ]

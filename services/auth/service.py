@@ -27,7 +27,7 @@ class AuthService:
         self.signer = signer
         # sign-in sessions: refresh-token chains, and the access tokens minted from them
         self.sessions = Sessions(ctx.backend, signer, ctx.authorizer, settings)
-        self.users = Users(ctx.backend, self.passwords, ctx.authorizer)
+        self.users = Users(ctx.backend, self.passwords, ctx.authorizer, self.sessions)
         self.topics = Topics(ctx.backend)
         self.login = Login(
             ctx.backend, self.passwords, self.sessions, LoginLimiter(ctx.backend.counters, settings)

@@ -40,6 +40,16 @@ def session_event(session_id: str) -> str:
     return f"session:{session_id}"
 
 
+async def end_user_sessions(backend: Backend, user_id: str) -> int:
+    """End every session of a user straight through the store and the invalidation channel (for
+    code that runs without a ``Sessions``, such as ``ensure_user``)."""
+    records = await backend.sessions.for_user(user_id)
+    for record in records:
+        await backend.sessions.delete(record.session_id)
+        await backend.bus.publish(session_event(record.session_id))
+    return len(records)
+
+
 def split_token(wire: str) -> tuple[str, str] | None:
     """(session id, secret hash) of a well-formed refresh token, else None."""
     m = _WIRE.fullmatch(wire)
@@ -125,13 +135,14 @@ class Sessions:
         if match == "current" or (match == "old" and chain):
             await self.end(session_id)
 
-    async def list(self, user: User) -> list[SessionInfo]:
-        return [_info(r) for r in await self._store.for_user(user.user_id)]
+    async def list(self, user_id: str) -> list[SessionInfo]:
+        return [_info(r) for r in await self._store.for_user(user_id)]
 
-    async def end_own(self, user: User, session_id: str) -> None:
-        """End one of ``user``'s sessions; 404 for anyone else's or an unknown id."""
+    async def end_of(self, user_id: str, session_id: str) -> None:
+        """End one of a user's sessions; 404 (and nothing changes) for anyone else's or an
+        unknown id."""
         record = await self._store.get(session_id)
-        if record is None or record.user_id != user.user_id:
+        if record is None or record.user_id != user_id:
             raise NotFound("Session not found")
         await self.end(session_id)
 

@@ -11,6 +11,7 @@ from msgspec import UNSET
 
 from auth.passwords import Passwords
 from auth.schemas import UserCreate, UserPublic, UserStats, UserUpdate
+from auth.sessions import Sessions, end_user_sessions
 from relaycore import names
 from relaycore.access import Authorizer
 from relaycore.errors import BadRequest, Conflict, InvalidInput, NotFound
@@ -69,12 +70,13 @@ async def ensure_user(
                 continue  # another process created it meanwhile: update that one
             return user, True
         wanted_email = existing.email if email is None else email
+        same_password = await hasher.verify(existing.hashed_password, password)
         if (
             existing.is_active
             and existing.permissions == perms
             and existing.email == wanted_email
             and not hasher.needs_rehash(existing.hashed_password)
-            and await hasher.verify(existing.hashed_password, password)
+            and same_password
         ):
             return existing, False
         existing.hashed_password = await hasher.hash(password)
@@ -82,16 +84,21 @@ async def ensure_user(
         existing.email = wanted_email
         existing.is_active = True
         if await backend.users.save(existing):
+            if not same_password:  # tokens signed in with the old password stop working
+                await end_user_sessions(backend, existing.user_id)
             await backend.bus.publish(f"user:{existing.user_id}")
             return existing, False
     raise Conflict(f"Username '{username}' keeps changing; try again")
 
 
 class Users:
-    def __init__(self, backend: Backend, passwords: Passwords, authorizer: Authorizer) -> None:
+    def __init__(
+        self, backend: Backend, passwords: Passwords, authorizer: Authorizer, sessions: Sessions
+    ) -> None:
         self._backend = backend
         self._passwords = passwords
         self._authorizer = authorizer
+        self._sessions = sessions
 
     async def public(self, user: User) -> UserPublic:
         owned, _ = await self._backend.topics.names_for(user.user_id)
@@ -135,7 +142,11 @@ class Users:
             user.is_active = data.is_active
         if not await self._backend.users.save(user):
             raise NotFound(f"User with ID '{user_id}' not found")
-        await self._authorizer.notify(f"user:{user_id}")
+        await self._authorizer.notify(f"user:{user_id}")  # first: sockets then close with 4003
+        if hashed is not None or data.is_active is False:
+            # A new password or a deactivation signs the user out everywhere: every access and
+            # refresh token issued before stops working (reactivation does not revive them).
+            await self._sessions.end_all(user_id)
         return user
 
     async def delete(self, actor: User, user_id: str) -> None:
@@ -145,6 +156,7 @@ class Users:
             raise NotFound(f"User with ID '{user_id}' not found")
         await self._backend.topics.forget_user(user_id)
         await self._authorizer.notify(f"user:{user_id}")
+        await self._sessions.end_all(user_id)
 
     async def list(self) -> list[User]:
         return await self._backend.users.list()

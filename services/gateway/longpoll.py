@@ -12,7 +12,7 @@ from gateway.poll import poll
 from relaycore import ids, jsonbody, names
 from relaycore.errors import InvalidInput
 from relaycore.ids import StreamId
-from relaycore.web import JSON, current_user
+from relaycore.web import JSON, bearer_token, current_user
 
 MIN_TIMEOUT = 1.0
 MAX_TIMEOUT = 60.0
@@ -56,7 +56,8 @@ async def poll_endpoint(request: Request) -> Response:
     topics, since = _validate(req, node.settings.poll_max_topics)
     timeout = min(MAX_TIMEOUT, max(MIN_TIMEOUT, req.timeout))
     # Any non-empty since asks for catch-up, even one naming none of the topics (reference).
-    return JSON(await poll(node, user, topics, since, timeout, catch_up=bool(req.since)))
+    sign_in = node.authorizer.claims(bearer_token(request) or "").sid  # verified (and cached) above
+    return JSON(await poll(node, user, topics, since, timeout, catch_up=bool(req.since), sign_in=sign_in))
 
 
 async def stats_endpoint(request: Request) -> Response:

@@ -123,8 +123,9 @@ class Node:
                 raise Unavailable("Gateway is not ready, retry later") from None
 
     # --- connections ---------------------------------------------------------------------------
-    def open_session(self, user: User, outbox: Outbox, *, expires_at: float) -> Session:
-        session = Session(self, user, outbox, expires_at=expires_at)
+    def open_session(self, user: User, outbox: Outbox, *, expires_at: float, sign_in: str = "") -> Session:
+        """``sign_in``: the token's sign-in session (``sid``); the socket closes when it ends."""
+        session = Session(self, user, outbox, expires_at=expires_at, sign_in=sign_in)
         self.sessions.add(session)
         return session
 
@@ -185,7 +186,10 @@ class Node:
             elif kind == "topic" and name in waiter.got:
                 waiter.stale.add(name)
         for session in list(self.sessions):
-            if event == "*" or (kind == "user" and session.user.user_id == name):
+            if kind == "session":
+                if session.sign_in == name:  # 4002, or 4003 if the user went too
+                    self._check(session.recheck([], refresh_user=True))
+            elif event == "*" or (kind == "user" and session.user.user_id == name):
                 self._check(session.recheck(None, refresh_user=True))
             elif kind == "topic" and name in session.subs:
                 self._check(session.recheck([name], refresh_user=False))

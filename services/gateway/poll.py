@@ -73,10 +73,12 @@ async def poll(
     wait: float,
     *,
     catch_up: bool,
+    sign_in: str = "",
 ) -> PollResponse:
     """The poll's response; ``Forbidden`` (naming them) if any topic is not readable.  With
     ``catch_up``, stored messages after ``since`` come back at once (a topic missing from
-    ``since`` replays from the start); otherwise only messages newer than the poll do."""
+    ``since`` replays from the start); otherwise only messages newer than the poll do.
+    ``sign_in`` is the token's session: if it ends while the poll waits, nothing is handed out."""
     settings = node.settings
     cap = settings.poll_max_messages_per_topic
     denied, missing = await node.access(user, topics)
@@ -111,7 +113,7 @@ async def poll(
         node.remove_waiter(waiter)
         _waiting.dec()
     if any(waiter.got.values()):
-        await _still_allowed(node, user)
+        await _still_allowed(node, user, sign_in)
     await _check(node, user, [t for t in topics if waiter.got[t]], missing, waiter)
     now = now_ms()
     messages = []
@@ -152,9 +154,12 @@ async def _base(node: Node, topic: str, since: dict[str, StreamId], start: dict[
     return ids.fmt(max(newest, given) if given is not None else newest)
 
 
-async def _still_allowed(node: Node, user: User) -> None:
-    """The user may have been deleted, deactivated or lost ``read`` while the poll waited: read the
-    record straight from storage before handing out what arrived meanwhile."""
+async def _still_allowed(node: Node, user: User, sign_in: str) -> None:
+    """The user may have been deleted, deactivated or lost ``read``, or the token's session may
+    have ended, while the poll waited: read both straight from storage before handing out what
+    arrived meanwhile."""
+    if sign_in and not await node.backend.sessions.alive(sign_in):
+        raise Unauthenticated("Token has been revoked")
     fresh = await node.backend.users.get(user.user_id)
     if fresh is None:
         raise Unauthenticated("User not found")

@@ -32,6 +32,7 @@ class Close(msgspec.Struct, frozen=True):
 GOING_AWAY: Final = Close(1001, "Server shutting down", True)
 INTERNAL_ERROR: Final = Close(1011, "Internal error", True)
 TOKEN_EXPIRED: Final = Close(4001, "Token expired", True)
+TOKEN_REVOKED: Final = Close(4002, "Token revoked", True)  # its sign-in session ended
 ACCESS_LOST: Final = Close(4003, "Access revoked", False)
 SLOW_CONSUMER: Final = Close(4008, "Slow consumer", True)
 
@@ -40,10 +41,11 @@ POLICY_VIOLATION: Final = 1008
 BAD_TOKEN: Final = Close(POLICY_VIOLATION, "Invalid or expired token", False)
 MISSING_TOKEN: Final = Close(POLICY_VIOLATION, "Missing token", False)
 NO_USER: Final = Close(POLICY_VIOLATION, "User not found or inactive", False)
+REVOKED: Final = Close(POLICY_VIOLATION, "Token has been revoked", False)
 NO_READ: Final = Close(POLICY_VIOLATION, "Permission denied: read permission required", False)
 HANDSHAKE_UNAVAILABLE: Final = Close(1011, "Storage is unavailable, retry later", True)
 
-CLOSES: Final = (GOING_AWAY, INTERNAL_ERROR, TOKEN_EXPIRED, ACCESS_LOST, SLOW_CONSUMER)
+CLOSES: Final = (GOING_AWAY, INTERNAL_ERROR, TOKEN_EXPIRED, TOKEN_REVOKED, ACCESS_LOST, SLOW_CONSUMER)
 
 # --- client -> server --------------------------------------------------------------------------
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]

@@ -31,10 +31,13 @@ RECHECK_GIVE_UP = 3.0  # seconds of backoff after which an access check that can
 
 
 class Session:
-    def __init__(self, node: Node, user: User, outbox: Outbox, *, expires_at: float) -> None:
+    def __init__(
+        self, node: Node, user: User, outbox: Outbox, *, expires_at: float, sign_in: str = ""
+    ) -> None:
         self.id = "sess_" + secrets.token_hex(6)
         self.node = node
         self.user = user
+        self.sign_in = sign_in  # the token's sign-in session id ("" for tokens without one)
         self.outbox = outbox
         self.client_id: str | None = None
         self.subs: dict[str, Subscription] = {}
@@ -222,6 +225,12 @@ class Session:
                 self.outbox.close(protocol.ACCESS_LOST)
                 return
             self.user = user
+            # The user first: a deactivated user's sockets close with 4003 even though their
+            # sessions end too.  Straight from storage: a user event may stand for sessions that
+            # ended without their own event.
+            if self.sign_in and not await self.node.backend.sessions.alive(self.sign_in):
+                self.outbox.close(protocol.TOKEN_REVOKED)
+                return
         names_ = [t for t in (topics if topics is not None else list(self.subs)) if t in self.subs]
         denied, missing = await self.node.access(self.user, names_)
         for t in denied:

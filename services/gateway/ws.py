@@ -19,6 +19,7 @@ from gateway.writer import Writer
 from relaycore import metrics
 from relaycore.errors import Unauthenticated, Unavailable
 from relaycore.models import User
+from relaycore.tokens import Claims
 from relaycore.web import JSON, context_of
 from relaycore.wsframes import FRAMES_EXTENSION
 
@@ -38,22 +39,26 @@ def _credentials(ws: WebSocket) -> tuple[str | None, str | None]:
     return ws.query_params.get("token") or None, chosen
 
 
-async def _authenticate(ws: WebSocket, token: str | None) -> tuple[User, float] | protocol.Close:
+async def _authenticate(ws: WebSocket, token: str | None) -> tuple[User, Claims] | protocol.Close:
     authorizer = context_of(ws).authorizer
     if not token:
         return protocol.MISSING_TOKEN
     try:
         claims = authorizer.claims(token)
-        user = await authorizer.user(claims.sub)
     except Unauthenticated:
         return protocol.BAD_TOKEN
+    try:
+        user = await authorizer.user(claims.sub)
+        if user is None or not user.is_active:
+            return protocol.NO_USER
+        await authorizer.check_session(claims)
+    except Unauthenticated:
+        return protocol.REVOKED
     except Unavailable:
         return protocol.HANDSHAKE_UNAVAILABLE
-    if user is None or not user.is_active:
-        return protocol.NO_USER
     if not user.has("read"):
         return protocol.NO_READ
-    return user, float(claims.exp)
+    return user, claims
 
 
 class WebSocketEndpoint:
@@ -76,7 +81,7 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
         else:
             await ws.close(who.code, who.reason)
         return
-    user, expires_at = who
+    user, claims = who
     await ws.accept(subprotocol=subprotocol)
     # The handler reads the socket itself; a close the session asks for (or a failed write)
     # interrupts that read by cancelling this task: no reader task, no future per connection.
@@ -94,7 +99,7 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
     outbox.on_close = interrupt
     framed = FRAMES_EXTENSION in ws.scope.get("extensions", {})
     writer = Writer(send, outbox, node.hub.writes, on_fail=interrupt, framed=framed)
-    session = node.open_session(user, outbox, expires_at=expires_at)
+    session = node.open_session(user, outbox, expires_at=float(claims.exp), sign_in=claims.sid)
     _connections.inc()
     client_gone = cancelled = False
     try:

@@ -47,18 +47,17 @@ async def _refused(ctx: Context, token: str, error: type[Exception]) -> bool:
 
 async def test_deactivation_reaches_other_processes(auth: Auth, other: Context) -> None:
     """The other process has the user cached as active; after PATCH is_active=false it refuses the
-    token (403) within one second, and accepts it again after reactivation."""
+    token (403) within one second.  Reactivation does not revive it (deactivation ended the user's
+    sessions); a new login works."""
     user_id, token = await auth.user("alice")
     assert (await other.authorizer.authenticate(token)).user_id == user_id
     admin = bearer(auth.admin_token)
     await auth.client.patch(f"/auth/users/{user_id}", json={"is_active": False}, headers=admin)
     await _within_contract(lambda: _refused(other, token, Forbidden))
     await auth.client.patch(f"/auth/users/{user_id}", json={"is_active": True}, headers=admin)
-
-    async def accepted() -> bool:
-        return not await _refused(other, token, Forbidden)
-
-    await _within_contract(accepted)
+    assert await _refused(other, token, Unauthenticated)
+    fresh = await auth.token("alice", "password123")
+    assert (await other.authorizer.authenticate(fresh)).user_id == user_id
 
 
 async def test_deletion_reaches_other_processes(auth: Auth, other: Context) -> None:
@@ -103,6 +102,30 @@ async def test_grant_and_revoke_reach_other_processes(auth: Auth, other: Context
         return not await other.authorizer.can_read(reader, "jobs")
 
     await _within_contract(unreadable)
+
+
+async def test_logout_reaches_other_processes(auth: Auth, other: Context) -> None:
+    """After POST /auth/logout the other process refuses that token within one second, while a
+    token of another session of the same user keeps working."""
+    user_id, token = await auth.user("alice")
+    second = await auth.token("alice", "password123")
+    assert (await other.authorizer.authenticate(token)).user_id == user_id
+    assert (await other.authorizer.authenticate(second)).user_id == user_id
+    assert (await auth.client.post("/auth/logout", headers=bearer(token))).status_code == 204
+    await _within_contract(lambda: _refused(other, token, Unauthenticated))
+    assert (await other.authorizer.authenticate(second)).user_id == user_id
+
+
+async def test_password_change_reaches_other_processes(auth: Auth, other: Context) -> None:
+    """A token issued before PATCH changed the password is refused by the other process within
+    one second (it used to work until it expired)."""
+    user_id, token = await auth.user("alice")
+    await other.authorizer.authenticate(token)
+    r = await auth.client.patch(
+        f"/auth/users/{user_id}", json={"password": "another-password"}, headers=bearer(auth.admin_token)
+    )
+    assert r.status_code == 200
+    await _within_contract(lambda: _refused(other, token, Unauthenticated))
 
 
 def test_cache_is_long_enough_to_matter(auth: Auth) -> None:
