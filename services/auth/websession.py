@@ -38,6 +38,11 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def _owner(user: User) -> str:
+    """What a session records: the user id, and a fingerprint of the password hash it had."""
+    return f"{user.user_id} {hashlib.sha256(user.hashed_password.encode()).hexdigest()[:16]}"
+
+
 def _plausible(value: str | None) -> bool:
     return bool(value) and len(value or "") <= _VALUE_MAX and (value or "").isascii()
 
@@ -55,18 +60,21 @@ class WebSessions:
     async def start(self, user: User) -> str:
         """A new session for ``user``: the value to set as the cookie."""
         value = secrets.token_urlsafe(_VALUE_BYTES)
-        await self._backend.web_sessions.create(_digest(value), user.user_id, self.lifetime)
+        await self._backend.web_sessions.create(_digest(value), _owner(user), self.lifetime)
         return value
 
     async def user(self, value: str | None) -> User | None:
-        """The signed-in user: the current record, and only while it is active."""
+        """The signed-in user: the current record, only while it is active and its password is the
+        one it had at sign-in (a password change signs every browser out)."""
         if value is None or not _plausible(value):
             return None
-        user_id = await self._backend.web_sessions.user_id(_digest(value))
-        if user_id is None:
+        owner = await self._backend.web_sessions.owner(_digest(value))
+        if owner is None:
             return None
-        user = await self._backend.users.get(user_id)
-        return user if user is not None and user.is_active else None
+        user = await self._backend.users.get(owner.partition(" ")[0])
+        if user is None or not user.is_active or _owner(user) != owner:
+            return None
+        return user
 
     async def end(self, value: str) -> None:
         if _plausible(value):

@@ -104,8 +104,8 @@ async def test_web_sessions_round_trip_and_expire(backend: Backend) -> None:
     """A web session names its user until deleted or past its TTL."""
     await backend.web_sessions.create("h1", "u-ann", 60)
     await backend.web_sessions.create("h2", "u-bob", 0.3)
-    assert await backend.web_sessions.user_id("h1") == "u-ann"
+    assert await backend.web_sessions.owner("h1") == "u-ann"
     await backend.web_sessions.delete("h1")
-    assert await backend.web_sessions.user_id("h1") is None
+    assert await backend.web_sessions.owner("h1") is None
     await asyncio.sleep(0.5)
-    assert await backend.web_sessions.user_id("h2") is None
+    assert await backend.web_sessions.owner("h2") is None

@@ -54,6 +54,17 @@ async def test_deactivated_or_deleted_user_is_signed_out(backend: Backend) -> No
     assert await web.user(b) is None
 
 
+async def test_password_change_signs_browsers_out(backend: Backend) -> None:
+    """A session started before a password change names nobody after it."""
+    web = WebSessions(backend, 60)
+    user = await _user(backend)
+    value = await web.start(user)
+    user.hashed_password = "$argon2id$another-hash"
+    assert await backend.users.save(user)
+    assert await web.user(value) is None
+    assert await web.user(await web.start(user)) is not None  # signing in again works
+
+
 async def test_session_expires(backend: Backend) -> None:
     """A session lives web_session_lifetime and no longer."""
     web = WebSessions(backend, 0.3)
@@ -67,7 +78,7 @@ async def test_store_keeps_only_a_digest(backend: Backend) -> None:
     """The store is keyed by the value's SHA-256: the raw cookie value is not a key."""
     web = WebSessions(backend, 60)
     value = await web.start(await _user(backend))
-    assert await backend.web_sessions.user_id(value) is None
+    assert await backend.web_sessions.owner(value) is None
 
 
 async def test_csrf_token_is_bound_to_the_session(backend: Backend) -> None:

@@ -42,10 +42,10 @@ class MemoryWebSessions:
     def __init__(self) -> None:
         self._sessions = _Expiring()
 
-    async def create(self, key: str, user_id: str, ttl: float) -> None:
-        self._sessions.put(key, user_id, ttl)
+    async def create(self, key: str, owner: str, ttl: float) -> None:
+        self._sessions.put(key, owner, ttl)
 
-    async def user_id(self, key: str) -> str | None:
+    async def owner(self, key: str) -> str | None:
         found = self._sessions.get(key)
         return found if isinstance(found, str) else None
 

@@ -22,10 +22,10 @@ class ValkeyWebSessions:
         self._r: Any = client  # redis-py's return types are loose; replies are bytes here
         self._k = keys
 
-    async def create(self, key: str, user_id: str, ttl: float) -> None:
-        await self._r.set(self._k.web_session(key), user_id, px=_ms(ttl))
+    async def create(self, key: str, owner: str, ttl: float) -> None:
+        await self._r.set(self._k.web_session(key), owner, px=_ms(ttl))
 
-    async def user_id(self, key: str) -> str | None:
+    async def owner(self, key: str) -> str | None:
         raw = await self._r.get(self._k.web_session(key))
         return None if raw is None else str(raw.decode())
 
