@@ -4,7 +4,9 @@ the console's sign-in through an identity provider).
 A session is an opaque random value that the browser keeps in an HttpOnly, SameSite=Lax cookie
 (``routes_web.set_session_cookie``).  Valkey keeps only its SHA-256, naming the user, with a TTL:
 a copy of the store cannot be replayed as a cookie, and a session ends by deleting one key.  It
-is deliberately not a JWT: it cannot be used as a bearer token anywhere, and it stops at once.
+is deliberately not a JWT: it cannot be used as a bearer token anywhere, and it stops at once:
+when it is ended, and when its user is deactivated, deleted or changes password (the session
+records a fingerprint of the password hash it began with).
 
 Every form a session may submit carries ``csrf_token(value)``, an HMAC keyed by the session value:
 only a page that could read the (HttpOnly) cookie's value could compute it, so another site
