@@ -121,6 +121,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     device_verify_rate_limit_attempts: int = 20
     device_verify_rate_limit_total: int = 600
     device_verify_rate_limit_window: float = 60 * SECONDS
+    # Device codes issued per client address in that window (each is kept until it expires).
+    device_code_rate_limit: int = 30
     web_session_lifetime: float = 8 * HOURS  # a browser sign-in (cookie) on the relay's pages
 
     # --- bootstrap admin
@@ -356,7 +358,11 @@ def _check_ranges(s: Settings) -> None:
             "PULSAR_REFRESH_TOKEN_IDLE_LIFETIME and PULSAR_REFRESH_TOKEN_ABSOLUTE_LIFETIME must be"
             " greater than 0"
         )
-    for name in ("device_verify_rate_limit_attempts", "device_verify_rate_limit_total"):
+    for name in (
+        "device_verify_rate_limit_attempts",
+        "device_verify_rate_limit_total",
+        "device_code_rate_limit",
+    ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
     for name in ("device_code_lifetime", "device_verify_rate_limit_window", "web_session_lifetime"):

@@ -89,8 +89,13 @@ class DeviceFlow:
         self._per_address = settings.device_verify_rate_limit_attempts
         self._total = settings.device_verify_rate_limit_total
         self._window = settings.device_verify_rate_limit_window
+        self._codes_per_address = settings.device_code_rate_limit
 
     # --- the device's side
+
+    async def limit_codes(self, address: str) -> None:
+        """Count one device-code request; ``RateLimited`` past ``device_code_rate_limit``."""
+        await self._limit([(f"device-code:{address}", self._codes_per_address)], "device-code requests")
 
     async def start(
         self, *, client_hint: str, scope: str, pair: bool, verification_uri: str
@@ -147,13 +152,16 @@ class DeviceFlow:
     async def limit(self, address: str) -> None:
         """Count one user-code look-up; ``RateLimited`` past the per-address or overall limit."""
         checks = [(f"device-addr:{address}", self._per_address), ("device-all", self._total)]
+        await self._limit(checks, "user-code attempts")
+
+    async def _limit(self, checks: list[tuple[str, int]], what: str) -> None:
         for key, limit in checks:
             if not limit:
                 continue
             count, reset = await self._backend.counters.hit(key, self._window)
             if count > limit:
                 retry = max(1, math.ceil(reset))
-                raise RateLimited(f"Too many user-code attempts, retry in {retry} seconds", retry)
+                raise RateLimited(f"Too many {what}, retry in {retry} seconds", retry)
 
     async def find(self, typed: str) -> tuple[str, DeviceGrant] | None:
         """The pending, unexpired grant a typed user code names (after ``limit``), else None."""

@@ -103,6 +103,11 @@ async def device_code(request: Request) -> Response:
     if any(ord(ch) < 0x20 for ch in hint):
         return _oauth_error("invalid_request", "client_hint must not contain control characters")
     flow = service(request).device
+    try:
+        await flow.limit_codes(client_address(request))
+    except RateLimited as exc:
+        body = {"error": "too_many_requests", "error_description": exc.detail, "detail": exc.detail}
+        return JSON(body, 429, {"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"})
     answer = await flow.start(
         client_hint=hint or "an unnamed device",
         scope=form.get("scope", ""),

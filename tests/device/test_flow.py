@@ -202,6 +202,18 @@ async def test_user_code_guessing_is_limited_overall(relay_factory) -> None:  # 
     assert (await people[0].open("CCCC-CCCC")).status_code == 429
 
 
+async def test_device_codes_per_address_are_limited(relay_factory) -> None:  # type: ignore[no-untyped-def]
+    """Past device_code_rate_limit requests from one address, 429 with Retry-After and a reason."""
+    relay = await relay_factory(device_code_rate_limit=2)
+    await relay.code()
+    await relay.code()
+    r = await relay.client.post("/auth/device/code", data={"client_hint": "third"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"] == "too_many_requests" and "retry in" in r.json()["error_description"]
+    other = await relay.client.post("/auth/device/code", headers={"X-Forwarded-For": "192.0.2.7"})
+    assert other.status_code == 200  # another client (behind a trusted proxy) is not affected
+
+
 async def test_bad_token_requests_are_clear_4xx(relay: Relay) -> None:
     """Wrong or missing grant_type, missing, unknown or absurd device codes, non-form bodies: 400
     with the OAuth error code, never 500."""
