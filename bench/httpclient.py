@@ -25,6 +25,7 @@ class _Protocol(asyncio.Protocol):
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.lost: BaseException | None = None
         self.closing = False  # the server said ``Connection: close``
+        self.head = b""  # the last response's status line and headers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -45,7 +46,8 @@ class _Protocol(asyncio.Protocol):
             return
         if parsed is not None:
             status, body, used = parsed
-            if b"\r\nconnection: close" in bytes(self.buf[: self.buf.find(_HEADER_END)]).lower():
+            self.head = bytes(self.buf[: self.buf.find(_HEADER_END)])
+            if b"\r\nconnection: close" in self.head.lower():
                 self.closing = True
             del self.buf[:used]
             self.waiter.set_result((status, body))
@@ -136,6 +138,14 @@ class HttpConnection:
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
         return await self.send_raw(self.build(method, path, body, headers))
+
+    def header(self, name: str) -> str | None:
+        """A header of the last response (the first of that name), or None."""
+        want = name.lower().encode() + b":"
+        for line in self._p.head.split(b"\r\n")[1:]:
+            if line.lower().startswith(want):
+                return line[len(want) :].strip().decode("latin-1")
+        return None
 
     def close(self) -> None:
         if self._p.transport is not None:

@@ -10,24 +10,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.httpclient import HttpConnection, HttpError
 from bench.stats import latency_summary
+
+if TYPE_CHECKING:
+    from bench.wire import Wire
 
 PAD = b"x" * 64
 
 RequestFactory = Callable[[int], bytes]
 
 
+def payload_json(seq: int) -> bytes:
+    """One message's payload, the bytes every system hands its subscribers; ``sent_at`` is stamped now."""
+    return b'{"sent_at":%d,"i":%d,"data":"%s"}' % (time.time_ns(), seq, PAD)
+
+
 def message_json(topic: str, seq: int) -> bytes:
-    """One message object; ``sent_at`` is stamped now."""
-    return b'{"topic":"%s","payload":{"sent_at":%d,"i":%d,"data":"%s"}}' % (
-        topic.encode(),
-        time.time_ns(),
-        seq,
-        PAD,
-    )
+    """One message object of our (and the reference's) publish API around ``payload_json``."""
+    return b'{"topic":"%s","payload":%s}' % (topic.encode(), payload_json(seq))
 
 
 def bulk_json(topics: list[str], first_seq: int, size: int) -> bytes:
@@ -36,18 +39,24 @@ def bulk_json(topics: list[str], first_seq: int, size: int) -> bytes:
 
 
 async def prepare_topics(
-    host: str, port: int, token: str, topics: list[str], owner: dict[str, str] | None = None
+    host: str,
+    port: int,
+    token: str,
+    topics: list[str],
+    owner: dict[str, str] | None = None,
+    wire: Wire | None = None,
 ) -> None:
     """Publish one message to each topic (as its owner), one at a time, so no measured request
     creates a topic (the reference fails concurrent first publishes to a new topic with a 500)."""
-    from bench.httpclient import json_headers
+    from bench.wire import RELAY
 
+    wire = wire or RELAY
     conn = await HttpConnection.open(host, port)
     try:
         for i, topic in enumerate(topics):
-            headers = json_headers((owner or {}).get(topic, token))
-            status, body = await conn.request("POST", "/api/v1/messages", message_json(topic, i), headers)
-            if status != 201:
+            request = wire.publish(conn, topic, i, (owner or {}).get(topic, token))
+            status, body = await conn.send_raw(request)
+            if status not in wire.publish_ok:
                 raise HttpError(f"creating topic {topic}: {status} {body[:200]!r}")
     finally:
         conn.close()

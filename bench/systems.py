@@ -13,6 +13,7 @@ import redis
 from bench import ours, reference
 from bench.httpclient import login
 from bench.procs import Server
+from bench.wire import RELAY, Wire
 
 SYSTEMS = ("ours", "reference")
 
@@ -31,6 +32,7 @@ class Deployment:
     host: str = "127.0.0.1"
     credentials: tuple[str, str] = ("", "")
     auth_port: int = 0
+    wire: Wire = RELAY  # how the load generator speaks to it
 
     @property
     def label(self) -> str:

@@ -21,6 +21,11 @@ from urllib.parse import quote
 _SENT_AT = re.compile(rb'"sent_at":\s*(\d+)')
 
 
+def stamps(data: bytes) -> list[bytes]:
+    """Every ``sent_at`` stamp in ``data``: one per message it carries, however it is framed."""
+    return _SENT_AT.findall(data)
+
+
 class Deliveries:
     """Shared by every subscriber of a scenario: counts, latencies (ns), first and last arrival."""
 
@@ -165,10 +170,10 @@ class WsProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-def handshake(host: str, port: int, token: str, auth: str) -> bytes:
-    """The upgrade request; ``auth`` is ``"subprotocol"`` (``bearer``, ``bearer.<jwt>``) or ``"query"``."""
+def handshake(host: str, port: int, token: str, auth: str, path: str = "/ws") -> bytes:
+    """The upgrade request for ``path``; ``auth`` is ``"subprotocol"`` (``bearer``,
+    ``bearer.<jwt>``), ``"query"`` (``?token=``) or ``"none"`` (the peers have no accounts)."""
     key = base64.b64encode(os.urandom(16)).decode()
-    path = "/ws"
     lines = [
         f"Host: {host}:{port}",
         "Upgrade: websocket",
@@ -178,8 +183,8 @@ def handshake(host: str, port: int, token: str, auth: str) -> bytes:
     ]
     if auth == "subprotocol":
         lines.append(f"Sec-WebSocket-Protocol: bearer, bearer.{token}")
-    else:
-        path = f"/ws?token={quote(token)}"
+    elif auth == "query":
+        path = f"{path}?token={quote(token)}"
     return (f"GET {path} HTTP/1.1\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -194,21 +199,29 @@ async def subscribe(
     client_id: str | None = None,
     local_addr: tuple[str, int] | None = None,
     handshake_limit: float = 30.0,
+    path: str = "/ws",
+    send_subscribe: bool = True,
+    await_confirm: bool = True,
 ) -> WsProtocol:
-    """Connect, subscribe, and return once the server confirmed with ``subscribed``."""
+    """Connect to ``path``, send our ``subscribe`` frame (unless the path subscribes, as a peer's
+    does), and return once the server confirmed with ``subscribed`` (or, where nothing confirms,
+    once upgraded)."""
     loop = asyncio.get_running_loop()
+    request = handshake(host, port, token, auth, path)
     _, proto = await loop.create_connection(
-        lambda: WsProtocol(handshake(host, port, token, auth), sink), host, port, local_addr=local_addr
+        lambda: WsProtocol(request, sink), host, port, local_addr=local_addr
     )
     try:
         async with asyncio.timeout(handshake_limit):
             await proto.opened
-            frame: dict[str, object] = {"type": "subscribe", "topics": topics}
-            frame["client_id"] = client_id or f"bench-{id(proto):x}"
-            import msgspec
+            if send_subscribe:
+                frame: dict[str, object] = {"type": "subscribe", "topics": topics}
+                frame["client_id"] = client_id or f"bench-{id(proto):x}"
+                import msgspec
 
-            proto.send(msgspec.json.encode(frame))
-            await proto.subscribed
+                proto.send(msgspec.json.encode(frame))
+            if await_confirm:
+                await proto.subscribed
     except BaseException:
         proto.close()
         raise

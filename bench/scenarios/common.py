@@ -47,10 +47,12 @@ async def connect_many(
             if stop or (deadline is not None and time.monotonic() > deadline):
                 stop = True
                 return
+            target = dep.wire.ws_target(topics_for[i])
             try:
                 conn = await wsclient.subscribe(
                     dep.host, dep.gateway_port, dep.token, topics_for[i], sink,
-                    auth=dep.ws_auth, client_id=f"bench-{i}",
+                    auth=dep.ws_auth, client_id=f"bench-{i}", path=target.path,
+                    send_subscribe=target.send_subscribe, await_confirm=target.await_confirm,
                 )  # fmt: skip
                 conns.append(conn)
             except (OSError, TimeoutError) as exc:

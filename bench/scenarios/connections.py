@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from bench import load
-from bench.httpclient import json_headers
 from bench.machine import rss_kib
 from bench.scenarios import Params
 from bench.scenarios.common import close_all, connect_many, drain
@@ -25,7 +24,7 @@ RESERVED_FDS = 100
 
 async def run(dep: Deployment, params: Params) -> dict[str, Any]:
     topics = [f"bench-idle-{i}" for i in range(TOPICS)]
-    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics)
+    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics, wire=dep.wire)
     sink = Deliveries()
     # A few connections first, so code paths and caches are warm before the baseline.
     warm, _ = await connect_many(dep, [topics[:1]] * 10, sink, concurrency=10)
@@ -64,9 +63,7 @@ async def run(dep: Deployment, params: Params) -> dict[str, Any]:
         sink.reset()
         t0 = time.monotonic()
         for i, topic in enumerate(topics):
-            await pubs[0].request(
-                "POST", "/api/v1/messages", load.message_json(topic, i), json_headers(dep.token)
-            )
+            await pubs[0].send_raw(dep.wire.publish(pubs[0], topic, i, dep.token))
         # Slow but steady progress is fine here: a full GC pass over 20,000 sessions may pause.
         await drain(sink, held, max(30.0, params.drain_timeout), stall=5.0)
         out["alive"] = sink.count

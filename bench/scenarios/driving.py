@@ -9,13 +9,14 @@ import time
 from typing import Any
 
 from bench import load
-from bench.httpclient import HttpConnection, json_headers
+from bench.httpclient import HttpConnection
 from bench.scenarios.common import drain
 from bench.stats import latency_summary
 from bench.systems import Deployment
 from bench.wsclient import Deliveries
 
 BULK = 100
+SINGLE_PUBLISHERS = 50
 
 
 async def burst(
@@ -29,31 +30,46 @@ async def burst(
     owner: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Publish ``messages`` (round-robin over ``topics``) in bulk requests spread over ``conns``,
-    each request as the owner of its topics; each message should reach ``fanout`` receivers."""
+    each request as the owner of its topics; each message should reach ``fanout`` receivers.  A
+    system without bulk publishing gets single publishes from ``SINGLE_PUBLISHERS`` connections
+    (``conns`` and more), so that many messages are in flight, as in scenario 2."""
+    wire = dep.wire
+    chunk = min(BULK, wire.bulk_max)
     groups: dict[str, list[str]] = {}
     for t in topics:
         groups.setdefault((owner or {}).get(t, dep.token), []).append(t)
-    queue: asyncio.Queue[tuple[dict[str, str], list[str], int, int]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[str, list[str], int, int]] = asyncio.Queue()
     share = max(1, messages // len(groups))
     for token, mine in groups.items():
-        headers = json_headers(token)
-        for first in range(0, share, BULK):
-            queue.put_nowait((headers, mine, first, min(BULK, share - first)))
+        for first in range(0, share, chunk):
+            queue.put_nowait((token, mine, first, min(chunk, share - first)))
     messages = share * len(groups)
+    extra: list[HttpConnection] = []
+    if chunk == 1 and len(conns) < SINGLE_PUBLISHERS:
+        extra = await load.open_connections(dep.host, dep.publish_port, SINGLE_PUBLISHERS - len(conns))
     sink.reset()
     sink.record_latency = False
     expected = messages * fanout
     t0 = time.time_ns()
-    statuses: list[int] = []
+    requests = bad = 0
 
     async def sender(conn: HttpConnection) -> None:
+        nonlocal requests, bad
         while not queue.empty():
-            headers, mine, first, size = queue.get_nowait()
-            body = load.bulk_json(mine, first, size)
-            status, _ = await conn.request("POST", "/api/v1/messages/bulk", body, headers)
-            statuses.append(status)
+            token, mine, first, size = queue.get_nowait()
+            if size > 1:
+                request, accepted = wire.bulk(conn, mine, first, size, token), wire.bulk_ok
+            else:
+                request, accepted = wire.publish(conn, mine[first % len(mine)], first, token), wire.publish_ok
+            status, _ = await conn.send_raw(request)
+            requests += 1
+            bad += status not in accepted
 
-    await asyncio.gather(*(sender(c) for c in conns))
+    try:
+        await asyncio.gather(*(sender(c) for c in conns + extra))
+    finally:
+        for c in extra:
+            c.close()
     published_ns = time.time_ns()
     await drain(sink, expected, drain_limit)
     sink.record_latency = True
@@ -62,7 +78,9 @@ async def burst(
         "messages": messages,
         "expected": expected,
         "delivered": sink.count,
-        "bad_requests": sum(1 for s in statuses if s != 207),
+        "publish_requests": requests,
+        "publish_connections": len(conns) + len(extra),
+        "bad_requests": bad,
         "publish_seconds": round((published_ns - t0) / 1e9, 3),
         "seconds": round(elapsed, 3),
         "deliveries_per_s": sink.count / elapsed,
@@ -83,24 +101,28 @@ async def steady(
 ) -> dict[str, Any]:
     """``rate`` messages/s for ``duration`` s, round-robin over ``topics``: single publishes, or
     bulk requests of ``batch`` messages (one owner's topics only) at ``rate / batch`` requests/s."""
-    headers = [json_headers((owner or {}).get(t, dep.token)) for t in topics]
-    conn0 = conns[0]
+    tokens = [(owner or {}).get(t, dep.token) for t in topics]
+    conn0, wire = conns[0], dep.wire
     n = len(topics)
+    # A system without bulk publishing gets the same messages as single publishes.
+    batch = min(batch, wire.bulk_max)
 
     def request(seq: int) -> bytes:
-        topic = topics[seq % n]
-        return conn0.build("POST", "/api/v1/messages", load.message_json(topic, seq), headers[seq % n])
+        return wire.publish(conn0, topics[seq % n], seq, tokens[seq % n])
 
     def bulk_request(seq: int) -> bytes:
-        body = load.bulk_json(topics, seq * batch, batch)
-        return conn0.build("POST", "/api/v1/messages/bulk", body, headers[0])
+        return wire.bulk(conn0, topics, seq * batch, batch, tokens[0])
 
     sink.reset()
     if batch > 1:
         assert owner is None, "bulk steady steps publish as one user"
-        sent = await load.open_loop(conns, bulk_request, rate=rate / batch, duration=duration)
+        sent = await load.open_loop(
+            conns, bulk_request, rate=rate / batch, duration=duration, ok_status=tuple(wire.bulk_ok)
+        )
     else:
-        sent = await load.open_loop(conns, request, rate=rate, duration=duration)
+        sent = await load.open_loop(
+            conns, request, rate=rate, duration=duration, ok_status=tuple(wire.publish_ok)
+        )
     expected = sent["ok"] * batch * fanout
     await drain(sink, expected, drain_limit)
     return {

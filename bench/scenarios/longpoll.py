@@ -1,6 +1,7 @@
 """Scenario 6: 500 long-pollers (10 per topic over 50 topics), each looping ``POST
-/messages/poll`` with ``since`` = the last id it saw.  Steady single publishes give deliveries/s
-and latency; a burst of bulk publishes gives deliveries/s at saturation."""
+/messages/poll`` with ``since`` = the last id it saw (on nchan, its own long-poll with the last
+``Last-Modified``/``Etag``).  Steady single publishes give deliveries/s and latency; a burst of
+bulk publishes gives deliveries/s at saturation."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from bench.scenarios import Params
 from bench.scenarios.common import cpu_usage
 from bench.scenarios.driving import burst, burst_size, steady
 from bench.systems import Deployment
-from bench.wsclient import Deliveries
+from bench.wire import NchanWire
+from bench.wsclient import Deliveries, stamps
 
 
 class _Payload(msgspec.Struct):
@@ -64,18 +66,57 @@ class Poller:
                 self.sink.add([m.payload.sent_at for m in messages], now)
 
 
+class NchanPoller:
+    """nchan's long-poll: ``GET /poll/<channel>`` with the last response's ``Last-Modified`` and
+    ``Etag`` as ``If-Modified-Since`` / ``If-None-Match`` (nchan's ``since``); every message queued
+    after it comes back at once (a multipart response), each stamp counted as for ours."""
+
+    def __init__(self, conn: HttpConnection, topic: str, sink: Deliveries) -> None:
+        self.conn, self.topic, self.sink = conn, topic, sink
+        self.headers: dict[str, str] = {}
+        self.errors: list[str] = []
+
+    async def loop(self) -> None:
+        path = f"/poll/{self.topic}"
+        while True:
+            try:
+                status, body = await self.conn.request("GET", path, b"", self.headers)
+            except HttpError as exc:
+                self.errors.append(str(exc)[:200])
+                return
+            now = time.time_ns()
+            if status == 200:
+                found = stamps(body)
+                if found:
+                    self.sink.add(found, now)
+                modified, etag = self.conn.header("Last-Modified"), self.conn.header("Etag")
+                if modified is not None and etag is not None:
+                    self.headers = {"If-Modified-Since": modified, "If-None-Match": etag}
+            elif status not in (304, 408):  # 304/408: the poll timed out with nothing new
+                self.errors.append(f"{status} {body[:200]!r}")
+                await asyncio.sleep(0.1)
+
+
 async def run(dep: Deployment, params: Params) -> dict[str, Any]:
+    if not dep.wire.longpoll:
+        return {"skipped": f"{dep.wire.name} offers no long-poll here (bench/METHOD.md says why)"}
     topics = [f"bench-poll-{i}" for i in range(params.poll_topics)]
     per_topic = max(1, params.pollers // params.poll_topics)
-    # The reference allows 50 waiters per user: give each user at most 20 pollers.
-    owner = users.owners(topics, await users.make_users(dep, max(1, -(-params.pollers // PER_USER))))
-    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics, owner)
+    if dep.wire.accounts:
+        # The reference allows 50 waiters per user: give each user at most 20 pollers.
+        owner = users.owners(topics, await users.make_users(dep, max(1, -(-params.pollers // PER_USER))))
+    else:
+        owner = {t: dep.token for t in topics}
+    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics, owner, wire=dep.wire)
     sink = Deliveries()
     conns = await load.open_connections(dep.host, dep.gateway_port, params.pollers)
-    pollers = []
+    pollers: list[Poller | NchanPoller] = []
     for i, c in enumerate(conns):
         topic = topics[i % len(topics)]
-        pollers.append(Poller(owner[topic], c, topic, sink, params.poll_timeout))
+        if isinstance(dep.wire, NchanWire):
+            pollers.append(NchanPoller(c, topic, sink))
+        else:
+            pollers.append(Poller(owner[topic], c, topic, sink, params.poll_timeout))
     # The topics each hold one message already; the pollers first catch up past it.
     tasks = [asyncio.create_task(p.loop()) for p in pollers]
     out: dict[str, Any] = {"pollers": len(pollers), "topics": len(topics), "users": len(set(owner.values()))}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from bench import load
-from bench.httpclient import json_headers
 from bench.scenarios import Params
 from bench.scenarios.common import cpu_usage
 from bench.systems import Deployment
@@ -18,18 +17,23 @@ from bench.systems import Deployment
 
 async def _single(dep: Deployment, params: Params, producers: int, prefix: str) -> dict[str, Any]:
     conns = await load.open_connections(dep.host, dep.publish_port, producers)
-    headers = json_headers(dep.token)
     topics = [f"{prefix}-{i}" for i in range(10)]
-    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics)
-    conn0 = conns[0]
+    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics, wire=dep.wire)
+    conn0, wire = conns[0], dep.wire
 
     def request(seq: int) -> bytes:
-        return conn0.build("POST", "/api/v1/messages", load.message_json(topics[seq % 10], seq), headers)
+        return wire.publish(conn0, topics[seq % 10], seq, dep.token)
 
     out: dict[str, Any] = {"producers": producers}
     try:
         with cpu_usage(dep, out):
-            out |= await load.closed_loop(conns, request, duration=params.duration, warmup=params.warmup)
+            out |= await load.closed_loop(
+                conns,
+                request,
+                duration=params.duration,
+                warmup=params.warmup,
+                ok_status=tuple(wire.publish_ok),
+            )
     finally:
         for c in conns:
             c.close()
@@ -45,21 +49,24 @@ async def single_concurrent(dep: Deployment, params: Params) -> dict[str, Any]:
 
 
 async def bulk(dep: Deployment, params: Params) -> dict[str, Any]:
+    wire = dep.wire
+    if wire.bulk_max < params.bulk_size:
+        return {"skipped": f"{wire.name} has no bulk publishing"}
     conns = await load.open_connections(dep.host, dep.publish_port, params.bulk_concurrency)
-    headers = json_headers(dep.token)
     topics = [f"bench-s3-{i}" for i in range(5)]
-    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics)
+    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics, wire=wire)
     size = params.bulk_size
     conn0 = conns[0]
 
     def request(seq: int) -> bytes:
-        body = load.bulk_json(topics, seq * size, size)
-        return conn0.build("POST", "/api/v1/messages/bulk", body, headers)
+        return wire.bulk(conn0, topics, seq * size, size, dep.token)
 
     out: dict[str, Any] = {"bulk_size": size, "producers": params.bulk_concurrency}
     try:
         with cpu_usage(dep, out):
-            out |= await load.closed_loop(conns, request, duration=params.duration, warmup=params.warmup)
+            out |= await load.closed_loop(
+                conns, request, duration=params.duration, warmup=params.warmup, ok_status=tuple(wire.bulk_ok)
+            )
     finally:
         for c in conns:
             c.close()

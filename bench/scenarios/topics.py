@@ -32,7 +32,7 @@ def _behind(step: dict[str, Any]) -> bool:
 async def run(dep: Deployment, params: Params) -> dict[str, Any]:
     topics = [f"bench-many-{i}" for i in range(params.topics_count)]
     per_topic = max(1, params.topics_clients // params.topics_count)
-    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics)
+    await load.prepare_topics(dep.host, dep.publish_port, dep.token, topics, wire=dep.wire)
     sink = Deliveries()
     wanted = [[topics[i % len(topics)]] for i in range(params.topics_clients)]
     subs, errors = await connect_many(dep, wanted, sink, concurrency=params.connect_concurrency)
