@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: install valkey js lint typecheck test test-cluster test-fast run stack bench all fmt clean
+.PHONY: install valkey peers js lint typecheck test test-cluster test-fast run stack bench all fmt clean
 install: $(VENV)/.installed
 
 # System tools the tests use: a Valkey (or Redis 7) server and HAProxy; Debian packages when missing.
@@ -59,9 +59,19 @@ run: install
 stack: install valkey
 	$(VENV)/bin/pulsar-relay stack
 
-bench: install valkey
+# The benchmark's peers from Debian packages when missing: nginx with nchan, and Pushpin (the
+# suite skips, with a line saying why, a peer it cannot find).
+peers:
+	@test -e /usr/lib/nginx/modules/ngx_nchan_module.so || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) libnginx-mod-nchan >/dev/null; } || \
+	  echo "libnginx-mod-nchan not installed: the suite will skip nchan"
+	@command -v pushpin >/dev/null || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && $(APT_INSTALL) pushpin >/dev/null; } || \
+	  echo "pushpin not installed: the suite will skip it"
+
+bench: install valkey peers
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) -m bench.suite --servers --profile
+	$(PY) -m bench.suite --servers --profile --systems ours,reference,nchan,nchan-memory,pushpin
 
 all: test
 

@@ -13,7 +13,12 @@ from bench.summary import METRICS
 
 PAGE = REPO / "docs" / "BENCHMARKS.md"
 METHOD_FILE = Path(__file__).with_name("METHOD.md")
-SECTIONS = ("Side-by-side suite", "Results against the reference", "Latency against load")
+SECTIONS = (
+    "Side-by-side suite",
+    "Results against the reference",
+    "Results against the peers",
+    "Latency against load",
+)
 
 
 def replace_section(title: str, body: str, path: Path | None = None) -> None:
@@ -54,6 +59,7 @@ def setup_text(info: dict[str, Any], summary: dict[str, Any]) -> str:
         f"| load average (1, 5, 15 min) | before {m.get('loadavg_before')}, "
         f"after {info.get('loadavg_after')} |",
         f"| reference | pulsar-relay {info.get('reference_version')} from PyPI |",
+        *_peer_rows(info),
         f"| open-file limit (hard) | {m.get('nofile_hard')} |",
         f"| load generator, HTTP (lean client / httpx, 50 conns vs a no-op server) | "
         f"{_num(cal.get('http_lean_rps'))} / {_num(cal.get('http_httpx_rps'))} req/s |",
@@ -63,6 +69,57 @@ def setup_text(info: dict[str, Any], summary: dict[str, Any]) -> str:
     ]
     if METHOD_FILE.exists():
         lines.append(METHOD_FILE.read_text().strip())
+    return "\n".join(lines)
+
+
+def _peer_rows(info: dict[str, Any]) -> list[str]:
+    """The setup table's rows for the peers: each measured one's Debian package version, and
+    each skipped one with the reason."""
+    rows = [
+        f"| peer {system} | Debian package {version or 'version unknown'} |"
+        for system, version in (info.get("peer_versions") or {}).items()
+    ]
+    rows += [
+        f"| peer {system} | skipped: {why} |" for system, why in (info.get("skipped_systems") or {}).items()
+    ]
+    return rows
+
+
+def peers_text(summary: dict[str, Any]) -> str:
+    """Ours beside each peer measured, with ours/peer, and who was busy; empty without peers."""
+    peers: list[str] = summary.get("peers") or []
+    if not peers:
+        return ""
+    lines = [
+        "Medians over rounds from the same run as the reference's table; ours/peer above 1 favours ours",
+        "where higher is better (deliveries/s, requests/s, sockets held) and the peer where lower is",
+        "better (latency, memory). How each peer is configured: bench/METHOD.md, quoted above.",
+        "",
+        "| scenario | metric | ours | " + " | ".join(f"{p} | ours/{p}" for p in peers) + " |",
+        "|---|---|---:|" + "---:|---:|" * len(peers),
+    ]
+    for m in METRICS:
+        row = summary["medians"].get(m.key, {})
+        if not any(row.get(p) is not None for p in peers):
+            continue
+        unit = f" ({m.unit})" if m.unit else ""
+        cells = " | ".join(f"{_num(row.get(p), m.unit)} | {_num(row.get('ratio_' + p))}" for p in peers)
+        lines.append(f"| {m.scenario} | {m.label}{unit} | {_num(row.get('ours'), m.unit)} | {cells} |")
+    lines += [
+        "",
+        "CPU busy during each scenario's measured phase (1.00 = one core; medians; a peer's server is",
+        "all its processes: nginx's master and worker, Pushpin's runner and services).",
+        "",
+        "| scenario | " + " | ".join(f"{p}: server | {p}: load generator" for p in peers) + " |",
+        "|---|" + "---:|---:|" * len(peers),
+    ]
+    for scenario, per in sorted((summary.get("busy") or {}).items()):
+        if not any(p in per for p in peers):
+            continue
+        cells = " | ".join(
+            f"{_num(per.get(p, {}).get('server'))} | {_num(per.get(p, {}).get('loadgen'))}" for p in peers
+        )
+        lines.append(f"| {scenario} | {cells} |")
     return "\n".join(lines)
 
 
@@ -170,6 +227,8 @@ def reference13_text(summary: dict[str, Any]) -> str:
 def write(info: dict[str, Any], summary: dict[str, Any], plot: Path | None) -> None:
     replace_section("Side-by-side suite", setup_text(info, summary))
     replace_section("Results against the reference", results_text(summary))
+    if summary.get("peers"):
+        replace_section("Results against the peers", peers_text(summary))
     replace_section("Latency against load", latency_text(info, plot))
     if summary.get("reference_scenarios"):
         replace_section("The reference's own scenarios", reference13_text(summary))

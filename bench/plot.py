@@ -1,5 +1,5 @@
 """The latency-against-load PNG: publish-to-receive p50 and p99 against delivered messages/s, for
-both systems, from scenario 4's steady steps (1,000 subscribers, one topic) and scenario 5's rate
+every system, from scenario 4's steady steps (1,000 subscribers, one topic) and scenario 5's rate
 curve (2,000 clients on 200 topics); medians of each step over rounds."""
 
 from __future__ import annotations
@@ -9,7 +9,13 @@ from typing import Any
 
 from bench.stats import median
 
-COLORS = {"ours": "tab:blue", "reference": "tab:orange"}
+COLORS = {
+    "ours": "tab:blue",
+    "reference": "tab:orange",
+    "nchan": "tab:green",
+    "nchan-memory": "tab:olive",
+    "pushpin": "tab:purple",
+}
 
 
 def _points(results: list[dict[str, Any]], key: str, by: str) -> list[tuple[float, float, float]]:

@@ -10,7 +10,7 @@ from typing import Any
 from bench import docs_sections
 from bench.plot import latency_plot
 from bench.procs import REPO
-from bench.summary import METRICS, busy, medians, targets
+from bench.summary import METRICS, busy, medians, peers_in, targets
 
 SUMMARY_JSON = REPO / "bench" / "results" / "summary.json"
 PLOT = REPO / "docs" / "benchmarks-latency.png"
@@ -37,6 +37,9 @@ def summarize(info: dict[str, Any]) -> dict[str, Any]:
     return {
         "machine": info.get("machine"),
         "reference_version": info.get("reference_version"),
+        "peers": peers_in(raw),
+        "peer_versions": info.get("peer_versions"),
+        "skipped_systems": info.get("skipped_systems"),
         "commit": info.get("commit"),
         "started": info.get("started"),
         "finished": info.get("finished"),
@@ -54,15 +57,20 @@ def summarize(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def table_text(summary: dict[str, Any]) -> str:
-    lines = [f"{'metric':52} {'ours':>12} {'reference':>12} {'ratio':>8}"]
+    """The console table: ours, the reference and ours/reference, then each peer measured and
+    ours/peer."""
+    peers = summary.get("peers") or []
+    head = f"{'metric':52} {'ours':>12} {'reference':>12} {'ratio':>8}"
+    lines = [head + "".join(f" {p:>12} {'ours/' + p:>18}" for p in peers)]
     for m in METRICS:
         row = summary["medians"].get(m.key, {})
-        if not any(row.get(s) is not None for s in ("ours", "reference")):
+        if not any(row.get(s) is not None for s in ("ours", "reference", *peers)):
             continue
         label = f"{m.scenario}. {m.label} ({m.unit})" if m.unit else f"{m.scenario}. {m.label}"
         lines.append(
             f"{label:52} {fmt(row.get('ours'), m.unit):>12} {fmt(row.get('reference'), m.unit):>12}"
             f" {fmt(row.get('ratio')):>8}"
+            + "".join(f" {fmt(row.get(p), m.unit):>12} {fmt(row.get('ratio_' + p)):>18}" for p in peers)
         )
     for t in summary["targets"]:
         state = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]

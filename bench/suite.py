@@ -23,9 +23,10 @@ from typing import Any
 
 from bench import calibrate, machine, reference
 from bench.ours import SERVERS
+from bench.peers import PEERS
 from bench.procs import REPO
 from bench.scenarios import Params, connections, fanout, longpoll, publishing, reference13, topics
-from bench.systems import SYSTEMS, deploy
+from bench.systems import SYSTEMS, deploy, missing, version
 
 RAW_DIR = REPO / "bench" / "results" / "raw"
 ROLE = {
@@ -49,6 +50,16 @@ RUNNERS: dict[int, Any] = {
 }
 
 
+# The scenarios a peer runs: delivery over WebSockets (4, 5, 7), long-poll where the peer has it
+# (6, nchan), and publishing (1, 2; 3 where it has bulk publishing).  Scenario 8 is the
+# reference's own API, which only ours and the reference speak.
+PEER_SCENARIOS = frozenset({1, 2, 3, 4, 5, 6, 7})
+
+
+def supported(system: str) -> frozenset[int]:
+    return PEER_SCENARIOS if system in PEERS else frozenset(ROLE)
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -56,6 +67,8 @@ def log(msg: str) -> None:
 async def run_one(
     scenario: int, system: str, valkey_url: str, params: Params, args: argparse.Namespace, server: str
 ) -> dict[str, Any]:
+    if scenario not in supported(system):
+        return {"skipped": f"scenario {scenario} does not apply to {system}"}
     role = args.deployment if (system == "ours" and args.deployment) else ROLE[scenario]
     dep = await deploy(system, role, valkey_url, server=server, max_clients=params.idle_target + 5000)
     started = time.monotonic()
@@ -97,7 +110,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--scenarios", default="1,2,3,4,5,6,7,8", help="comma-separated numbers 1..8")
-    p.add_argument("--systems", default="ours,reference", help="ours, reference, or both")
+    p.add_argument(
+        "--systems",
+        default="ours,reference",
+        help=f"comma-separated, from {','.join(SYSTEMS)} (a peer whose package is missing is skipped)",
+    )
     p.add_argument("--deployment", choices=["all", "ingest", "gateway"], help="force ours into one layout")
     p.add_argument(
         "--server",
@@ -122,6 +139,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown systems {sorted(unknown)}")
     return args
+
+
+def runnable(systems: list[str], info: dict[str, Any]) -> list[str]:
+    """``systems`` without the peers that cannot run here, each logged and recorded in ``info``
+    with the reason; the version of each peer that can."""
+    kept = []
+    for system in systems:
+        reason = missing(system)
+        if reason:
+            log(f"skipping {system}: {reason}")
+            info.setdefault("skipped_systems", {})[system] = reason
+            continue
+        if system in PEERS:
+            info.setdefault("peer_versions", {})[system] = version(system)
+        kept.append(system)
+    return kept
 
 
 def commit() -> str:
@@ -168,6 +201,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if "reference" in args.systems:
         log("installing the reference")
         info["reference_version"] = reference.ensure_installed()
+    args.systems = runnable(args.systems, info)
     valkey = ValkeyServer().start()
     assert valkey.proc is not None
     machine.renice(valkey.proc.pid)

@@ -1,5 +1,6 @@
 """From raw per-round results to the figures the docs show: each headline metric's median over
-rounds for both systems, the ratio ours/reference, and each issue-8 target marked met or not."""
+rounds for every system, the ratio ours/reference (and ours/peer for each peer measured), and
+each issue-8 target marked met or not."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.peers import PEERS
 from bench.stats import median, ratio
 
 Raw = dict[str, Any]
@@ -124,8 +126,22 @@ def medians(raw: dict[str, dict[str, list[Raw]]]) -> dict[str, dict[str, float |
             for system, results in rounds.items()
         }
         row["ratio"] = ratio(row.get("ours"), row.get("reference"))
+        for peer in PEERS:
+            if peer in rounds:
+                row[f"ratio_{peer}"] = ratio(row.get("ours"), row.get(peer))
         out[m.key] = row
     return out
+
+
+def peers_in(raw: dict[str, dict[str, list[Raw]]]) -> list[str]:
+    """The peers a run measured (ran at least one scenario, not only skipped ones), in suite order."""
+    ran = {
+        system
+        for per in raw.values()
+        for system, results in per.items()
+        if any("skipped" not in r for r in results)
+    }
+    return [p for p in PEERS if p in ran]
 
 
 @dataclass(frozen=True)

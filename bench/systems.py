@@ -1,21 +1,68 @@
 """A deployment of one system for one scenario: which processes run where, the token, and where
 to publish and subscribe.  The reference is always its one process; ours is the service under
 test on the server core (ingest for publish scenarios, gateway for delivery scenarios, or the
-all-in-one process), with auth and ingest as helpers on the load generator's core."""
+all-in-one process), with auth and ingest as helpers on the load generator's core.  The peers
+(nchan with Redis or memory storage, Pushpin) are their server processes on the server core;
+Pushpin's GRIP origin is a helper on the load generator's core."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 
 import redis
 
-from bench import ours, reference
+from bench import nchan, ours, pushpin, reference
 from bench.httpclient import login
+from bench.peers import PEERS
 from bench.procs import Server
-from bench.wire import RELAY, Wire
+from bench.wire import NCHAN, PUSHPIN, RELAY, Wire
 
-SYSTEMS = ("ours", "reference")
+SYSTEMS = ("ours", "reference", *PEERS)
+
+
+def missing(system: str) -> str | None:
+    """Why ``system`` cannot run on this machine (a peer's Debian package is absent), or None."""
+    if system in ("nchan", "nchan-memory"):
+        return nchan.missing()
+    if system == "pushpin":
+        return pushpin.missing()
+    return None
+
+
+def package(system: str) -> str:
+    """The Debian package a peer comes from."""
+    return pushpin.PACKAGE if system == "pushpin" else nchan.PACKAGE
+
+
+def install(system: str) -> bool:
+    """Install a peer's Debian package with apt-get where this process may (root, apt-get present);
+    True when the peer can run afterwards."""
+    if missing(system) is None:
+        return True
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def run(*argv: str) -> int:
+        return subprocess.run(argv, env=env, capture_output=True, check=False, timeout=900).returncode
+
+    if run("apt-get", "install", "-y", "-qq", package(system)) != 0:
+        run("apt-get", "update", "-qq")  # stale package lists: refresh once and try again
+        run("apt-get", "install", "-y", "-qq", package(system))
+    return missing(system) is None
+
+
+def version(system: str) -> str:
+    """A peer's package version, for the report."""
+    if system in ("nchan", "nchan-memory"):
+        return nchan.version()
+    if system == "pushpin":
+        return pushpin.version()
+    return ""
 
 
 @dataclass
@@ -33,16 +80,21 @@ class Deployment:
     credentials: tuple[str, str] = ("", "")
     auth_port: int = 0
     wire: Wire = RELAY  # how the load generator speaks to it
+    scratch: list[str] = field(default_factory=list)  # temporary directories removed on stop
 
     @property
     def label(self) -> str:
         if self.system == "reference":
             return "reference"
+        if self.system in PEERS:
+            return f"{self.system} ({self.server})"
         return f"ours ({self.role}, {self.server})"
 
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()
+        for directory in self.scratch:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def flush(valkey_url: str) -> None:
@@ -69,6 +121,8 @@ async def deploy(
 ) -> Deployment:
     """Start ``system`` for ``role`` ("ingest", "gateway" or "all") on a flushed Valkey and log in."""
     flush(valkey_url)
+    if system in PEERS:
+        return await _deploy_peer(system, valkey_url)
     if system == "reference":
         ref = reference.server(valkey_url, max_clients)
         await asyncio.to_thread(_start_all, [ref])
@@ -97,4 +151,25 @@ async def deploy(
     except BaseException:
         dep.stop()
         raise
+    return dep
+
+
+async def _deploy_peer(system: str, valkey_url: str) -> Deployment:
+    """A peer has no accounts: no login, an empty token, its own wire."""
+    reason = missing(system)
+    if reason:
+        raise RuntimeError(f"{system} cannot run: {reason}")
+    if system == "pushpin":
+        origin, proxy = pushpin.servers()
+        await asyncio.to_thread(_start_all, [origin, proxy])
+        dep = Deployment(system, "all", "pushpin + GRIP origin", proxy.control_port, proxy.port, "", proxy)
+        dep.processes, dep.wire = [origin, proxy], PUSHPIN
+    else:
+        storage = "memory" if system == "nchan-memory" else "redis"
+        main = nchan.server(storage, valkey_url)
+        await asyncio.to_thread(_start_all, [main])
+        dep = Deployment(system, "all", f"nginx + nchan, {storage} storage", main.port, main.port, "", main)
+        dep.processes, dep.wire = [main], NCHAN
+    dep.ws_auth = dep.wire.ws_auth
+    dep.scratch = [p.cwd for p in dep.processes]
     return dep
