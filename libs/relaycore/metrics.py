@@ -71,6 +71,13 @@ refreshes = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+device_flow = Counter(
+    "relay_device_flow_total",
+    "Device-flow (RFC 8628) events: codes issued, approved, denied; polls answered exchanged, pending,"
+    " slow_down, expired, access_denied, invalid_grant; user-code lookup_failed; limited (429)",
+    ["event"],
+    registry=REGISTRY,
+)
 cache_hits = Counter(
     "relay_cache_reads_total",
     "Catch-up and history reads by where they were answered",

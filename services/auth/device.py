@@ -20,6 +20,7 @@ from typing import Protocol
 import msgspec
 
 from auth.schemas import TokenResponse
+from relaycore import metrics
 from relaycore.config import Settings
 from relaycore.errors import RateLimited, Unavailable
 from relaycore.models import User, now_ms
@@ -114,6 +115,7 @@ class DeviceFlow:
             if await self._backend.device_grants.create(
                 _digest(device_code), grant, self.lifetime + _RECORD_GRACE
             ):
+                metrics.device_flow.labels("issued").inc()
                 shown = display_user_code(user_code)
                 return DeviceCodeResponse(
                     device_code=device_code,
@@ -129,14 +131,17 @@ class DeviceFlow:
     async def exchange(self, device_code: str) -> TokenResponse:
         """Tokens for an approved device code, exactly once; ``DeviceError`` otherwise."""
         if not device_code or len(device_code) > DEVICE_CODE_MAX or not device_code.isascii():
+            metrics.device_flow.labels("invalid_grant").inc()
             raise DeviceError("invalid_grant", "Unknown device_code")
         outcome, grant = await self._backend.device_grants.poll(_digest(device_code), now_ms(), POLL_SLACK_MS)
+        error, description = _POLL_ERRORS[outcome]
+        metrics.device_flow.labels("exchanged" if outcome == "approved" else _EVENT.get(error, error)).inc()
         if outcome == "approved" and grant is not None:
             user = await self._backend.users.get(grant.user_id)
             if user is None or not user.is_active:
                 raise DeviceError("access_denied", "The approving user is no longer active")
             return await self._tokens(user, grant)
-        raise DeviceError(*_POLL_ERRORS[outcome])
+        raise DeviceError(error, description)
 
     async def _tokens(self, user: User, grant: DeviceGrant) -> TokenResponse:
         primary = await self._issue(user, client_hint=grant.client_hint)
@@ -160,6 +165,7 @@ class DeviceFlow:
                 continue
             count, reset = await self._backend.counters.hit(key, self._window)
             if count > limit:
+                metrics.device_flow.labels("limited").inc()
                 retry = max(1, math.ceil(reset))
                 raise RateLimited(f"Too many {what}, retry in {retry} seconds", retry)
 
@@ -167,19 +173,23 @@ class DeviceFlow:
         """The pending, unexpired grant a typed user code names (after ``limit``), else None."""
         code = normalise_user_code(typed)
         if code is None:
+            metrics.device_flow.labels("lookup_failed").inc()
             return None
         found = await self._backend.device_grants.by_user_code(code)
         if found is None or found[1].status != "pending" or now_ms() >= found[1].expires_ms:
+            metrics.device_flow.labels("lookup_failed").inc()
             return None
         return found
 
     async def decide(self, device_key: str, user: User, *, approve: bool) -> bool:
         """Approve or deny; False if the grant was no longer pending (decided, used or expired)."""
-        return (
-            await self._backend.device_grants.decide(device_key, user.user_id, approve, now_ms()) is not None
-        )
+        decided = await self._backend.device_grants.decide(device_key, user.user_id, approve, now_ms())
+        if decided is not None:
+            metrics.device_flow.labels("approved" if approve else "denied").inc()
+        return decided is not None
 
 
+_EVENT = {"authorization_pending": "pending", "expired_token": "expired"}
 _POLL_ERRORS: dict[str, tuple[str, str]] = {
     "unknown": ("invalid_grant", "Unknown device_code"),
     "used": ("invalid_grant", "This device_code was already exchanged"),

@@ -63,6 +63,26 @@ async def test_approved_code_yields_tokens_once(relay: Relay) -> None:
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
+async def test_metrics_count_the_flow(relay: Relay) -> None:
+    """relay_device_flow_total counts issued, approved, pending, exchanged and failed look-ups."""
+
+    def count(text: str, event: str) -> float:
+        found = re.search(rf'^relay_device_flow_total{{event="{event}"}} ([0-9.e+]+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    before = (await relay.client.get("/metrics")).text
+    who = await relay.person("mia")
+    body = await relay.code()
+    await relay.poll(body["device_code"])
+    await who.open("BBBB-BBBB")
+    await who.decide(body["user_code"])
+    await asyncio.sleep(1.0)
+    assert (await relay.poll(body["device_code"])).status_code == 200
+    after = (await relay.client.get("/metrics")).text
+    for event in ("issued", "approved", "pending", "exchanged", "lookup_failed"):
+        assert count(after, event) - count(before, event) == 1, event
+
+
 async def test_typed_code_is_forgiving(relay: Relay) -> None:
     """Lower case, spaces and a missing dash still find the code."""
     who = await relay.person("ben")

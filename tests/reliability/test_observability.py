@@ -15,7 +15,12 @@ from tests.reliability.harness import ROOT, Services, bearer, full_log, identity
 from tests.support.valkey import ValkeyServer
 
 EXPORTED = {
-    "auth": ["relay_http_requests_total", "relay_login_attempts_total", "relay_storage_errors_total"],
+    "auth": [
+        "relay_http_requests_total",
+        "relay_login_attempts_total",
+        "relay_device_flow_total",
+        "relay_storage_errors_total",
+    ],
     "ingest": [
         "relay_http_requests_total",
         "relay_http_request_duration_seconds",
