@@ -120,6 +120,16 @@ def peers_text(summary: dict[str, Any]) -> str:
             f"{_num(per.get(p, {}).get('server'))} | {_num(per.get(p, {}).get('loadgen'))}" for p in peers
         )
         lines.append(f"| {scenario} | {cells} |")
+    lines += [
+        "",
+        "### Targets (issue 20, against nchan with Redis storage)",
+        "",
+        "| | target | result |",
+        "|---|---|---|",
+    ]
+    for t in summary.get("targets_20") or []:
+        state = {True: "**met**", False: "not met", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['scenario']} | {t['target']} | {state} |")
     return "\n".join(lines)
 
 

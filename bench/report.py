@@ -10,7 +10,7 @@ from typing import Any
 from bench import docs_sections
 from bench.plot import latency_plot
 from bench.procs import REPO
-from bench.summary import METRICS, busy, medians, peers_in, targets
+from bench.summary import METRICS, TARGETS_20, busy, medians, peers_in, targets
 
 SUMMARY_JSON = REPO / "bench" / "results" / "summary.json"
 PLOT = REPO / "docs" / "benchmarks-latency.png"
@@ -49,6 +49,7 @@ def summarize(info: dict[str, Any]) -> dict[str, Any]:
         "medians": figs,
         "per_round": per_round,
         "targets": targets(figs),
+        "targets_20": targets(figs, TARGETS_20),
         "busy": busy(raw),
         "servers": info.get("servers"),
         "profiles": {k: v.get("top") for k, v in (info.get("profiles") or {}).items()},

@@ -62,6 +62,33 @@ def _sustained(key: str) -> Callable[[Raw], float | None]:
     return pick
 
 
+def _cpu_per_delivery(key: str) -> Callable[[Raw], float | None]:
+    """Microseconds of server CPU per delivery over a steady step (its ``server_cpu`` in cores)."""
+
+    def pick(result: Raw) -> float | None:
+        step = result.get(key) or {}
+        cpu, rate = step.get("server_cpu"), step.get("deliveries_per_s")
+        return cpu / rate * 1e6 if cpu is not None and rate else None
+
+    return pick
+
+
+def _highest_rate(key: str, p99_ms: float) -> Callable[[Raw], float | None]:
+    """The highest publish rate among steps with p99 ≤ ``p99_ms`` that delivered ≥ 99 %."""
+
+    def pick(result: Raw) -> float | None:
+        rates = [
+            float(s["achieved_publish_rate"])
+            for s in result.get(key) or []
+            if s.get("expected")
+            and s["delivered"] >= 0.99 * s["expected"]
+            and (s["latency"].get("p99_ms") or 1e9) <= p99_ms
+        ]
+        return max(rates) if rates else None
+
+    return pick
+
+
 S = "saturation_deliveries_per_s"
 METRICS = [
     Metric(1, "s1_rps", "1 producer: requests/s", "req/s", _get("rps")),
@@ -80,10 +107,24 @@ METRICS = [
         4, "s4_half_p99", "fan-out: p99 at half load", "ms", _get("half_load", "latency", "p99_ms"), False
     ),
     Metric(
+        4, "s4_target_p50", "fan-out: p50 at 50,000/s", "ms", _get("target_load", "latency", "p50_ms"), False
+    ),
+    Metric(
         4, "s4_target_p99", "fan-out: p99 at 50,000/s", "ms", _get("target_load", "latency", "p99_ms"), False
+    ),
+    Metric(
+        4,
+        "s4_target_cpu",
+        "fan-out: server CPU per delivery at 50,000/s",
+        "µs",
+        _cpu_per_delivery("target_load"),
+        False,
     ),
     Metric(5, "s5_sat", "200 topics: deliveries/s (burst)", "/s", _get(S)),
     Metric(5, "s5_sustained", "200 topics: highest steady rate kept up", "/s", _sustained("curve")),
+    Metric(
+        5, "s5_rate_p99_50", "200 topics: highest pub/s with p99 ≤ 50 ms", "pub/s", _highest_rate("curve", 50)
+    ),
     Metric(5, "s5_ref_rate", "200 topics: at 500 pub/s", "/s", _get("reference_load", "deliveries_per_s")),
     Metric(
         5, "s5_p50", "200 topics: p50 at 500 pub/s", "ms", _get("reference_load", "latency", "p50_ms"), False
@@ -193,9 +234,50 @@ TARGETS = [
 ]
 
 
-def targets(figs: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
+def _vs(figs: dict[str, dict[str, float | None]], key: str, peer: str) -> tuple[float | None, float | None]:
+    row = figs.get(key, {})
+    return row.get("ours"), row.get(peer)
+
+
+def _at_most_peer(figs: dict[str, dict[str, float | None]], key: str, peer: str = "nchan") -> bool | None:
+    ours, theirs = _vs(figs, key, peer)
+    return None if ours is None or theirs is None else ours <= theirs
+
+
+def _at_least_peer(figs: dict[str, dict[str, float | None]], key: str, peer: str = "nchan") -> bool | None:
+    ours, theirs = _vs(figs, key, peer)
+    return None if ours is None or theirs is None else ours >= theirs
+
+
+# Issue 20's targets that one suite run can check (5, the burst figures holding, needs an earlier
+# run; 6, several workers, is measured by bench.scaling), against nchan with Redis storage.
+TARGETS_20 = [
+    Target(
+        1,
+        "steady load: server CPU per delivery and p99 at 50,000 deliveries/s at or below nchan's",
+        lambda f: _all(_at_most_peer(f, "s4_target_cpu"), _at_most_peer(f, "s4_target_p99")),
+    ),
+    Target(
+        2,
+        "200 topics: p50 ≤ 1 ms, p99 ≤ 3 ms at 500 pub/s; highest pub/s with p99 ≤ 50 ms at least nchan's",
+        lambda f: _all(
+            _le(_ours(f, "s5_p50"), 1), _le(_ours(f, "s5_p99"), 3), _at_least_peer(f, "s5_rate_p99_50")
+        ),
+    ),
+    Target(
+        3,
+        "≤ 10 KiB per idle subscribed WebSocket, every one still receiving",
+        lambda f: _all(_le(_ours(f, "s7_kib"), 10), _ge(_ours(f, "s7_alive"), _ours(f, "s7_held") or 1)),
+    ),
+    Target(4, "long-poll p50 ≤ 1.5 ms at 100 pub/s", lambda f: _le(_ours(f, "s6_p50"), 1.5)),
+]
+
+
+def targets(
+    figs: dict[str, dict[str, float | None]], which: list[Target] | None = None
+) -> list[dict[str, Any]]:
     rows = []
-    for t in TARGETS:
+    for t in TARGETS if which is None else which:
         try:
             met = t.check(figs)
         except KeyError:

@@ -154,4 +154,6 @@ def test_suite_runs_the_peers_and_reports_them(tmp_path: Path) -> None:
     assert summary["medians"]["s4_sat"]["ratio_nchan"] is not None
     text = peers_text(summary)
     assert "| ours | nchan | ours/nchan | pushpin | ours/pushpin |" in text
+    assert "### Targets (issue 20, against nchan with Redis storage)" in text
+    assert len(summary["targets_20"]) == 4
     assert "ours/pushpin" in report.table_text(summary)
