@@ -7,6 +7,9 @@ Layout (``relay`` is ``settings.key_prefix``; ``{tN}`` is partition N's hash tag
     relay:{sessions}:s:<session_id>       hash    a refresh-token session (user, hint, times, secret hash)
     relay:{sessions}:s:<session_id>:old   list    its replaced secret hashes, newest first (capped)
     relay:{sessions}:u:<user_id>          set     the user's session ids (pruned lazily)
+    relay:{users}:identities              hash    JSON [issuer, subject] -> user_id (OIDC identities)
+    relay:{users}:identities:<user_id>    set     that user's [issuer, subject] entries
+    relay:once:<purpose>:<id>             string  a one-time record (an OIDC sign-in's state), TTL
     relay:{tN}:topic:<name>               hash    topic record (owner_id, is_public, ...)
     relay:{tN}:grants:<name>              set     user ids granted read access
     relay:{tN}:stream:<name>              stream  the topic's messages (history, since, paging)
@@ -87,6 +90,12 @@ class Keys:
     def user_sessions(self, user_id: str) -> str:
         return f"{self.prefix}:{{sessions}}:u:{user_id}"
 
+    def identities(self) -> str:
+        return f"{self.prefix}:{{users}}:identities"
+
+    def user_identities(self, user_id: str) -> str:
+        return f"{self.prefix}:{{users}}:identities:{user_id}"
+
     # --- partitions
     def partition(self, topic: str) -> int:
         return partition_of(topic, self.partitions)
@@ -148,5 +157,8 @@ class Keys:
         return f"{self.prefix}:{{auth}}:usercode:{code}"
 
     # --- misc
+    def once(self, purpose: str, ident: str) -> str:
+        return f"{self.prefix}:once:{purpose}:{ident}"
+
     def rate_limit(self, scope: str, who: str) -> str:
         return f"{self.prefix}:ratelimit:{scope}:{who}"

@@ -93,6 +93,34 @@ class SessionStore(Protocol):
         """False if it did not exist."""
 
 
+class IdentityStore(Protocol):
+    """Federated (OIDC) identities, ``(issuer, subject)``, each linked to at most one user."""
+
+    async def link(self, issuer: str, subject: str, user_id: str) -> str:
+        """Link the identity to ``user_id`` unless it is linked already; returns the user id it is
+        linked to afterwards (``user_id``, or the existing owner).  Atomic under concurrency."""
+
+    async def find(self, issuer: str, subject: str) -> str | None: ...
+
+    async def of_user(self, user_id: str) -> list[tuple[str, str]]:
+        """(issuer, subject) pairs linked to the user, sorted."""
+
+    async def unlink(self, issuer: str, subject: str, user_id: str) -> bool:
+        """Remove the link if it points at ``user_id``; False otherwise."""
+
+    async def forget_user(self, user_id: str) -> None:
+        """Remove every link of the user (called when a user is deleted)."""
+
+
+class OnceStore(Protocol):
+    """Short-lived records that can be taken exactly once (an OIDC sign-in's state)."""
+
+    async def put(self, purpose: str, ident: str, value: bytes, ttl: float) -> None: ...
+
+    async def take(self, purpose: str, ident: str) -> bytes | None:
+        """The record, removed atomically: of two concurrent takes only one gets it."""
+
+
 class TopicStore(Protocol):
     async def create(self, topic: Topic) -> None:
         """Store a new topic; ``Conflict`` if the name is taken."""
@@ -302,6 +330,10 @@ class Backend(Protocol):
     def web_sessions(self) -> WebSessionStore: ...
     @property
     def device_grants(self) -> DeviceGrantStore: ...
+    @property
+    def identities(self) -> IdentityStore: ...
+    @property
+    def once(self) -> OnceStore: ...
 
     async def ping(self) -> None:
         """Raise ``Unavailable`` if storage cannot be reached."""

@@ -24,6 +24,7 @@ from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
 from relaycore.store import fingerprint
 from relaycore.store.base import PublishKind, PublishResult, Rotation, SessionRecord
 from relaycore.store.memory_device import MemoryDeviceGrants, MemoryWebSessions
+from relaycore.store.memory_identity import MemoryIdentities, MemoryOnce
 from relaycore.store.valkey_messages import denied_detail
 
 
@@ -549,6 +550,8 @@ class MemoryBackend:
         self.sessions = MemorySessions()
         self.web_sessions = MemoryWebSessions()
         self.device_grants = MemoryDeviceGrants()
+        self.identities = MemoryIdentities()
+        self.once = MemoryOnce()
 
     async def ping(self) -> None:
         return None

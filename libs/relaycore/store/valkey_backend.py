@@ -6,6 +6,7 @@ from relaycore.config import Settings
 from relaycore.keys import Keys
 from relaycore.store.valkey_device import ValkeyDeviceGrants, ValkeyWebSessions
 from relaycore.store.valkey_fanout import ValkeyFanout
+from relaycore.store.valkey_identity import ValkeyIdentities, ValkeyOnce
 from relaycore.store.valkey_messages import ValkeyMessages
 from relaycore.store.valkey_sessions import ValkeySessions
 from relaycore.store.valkey_state import ValkeyAcks, ValkeyBus, ValkeyCounters, ValkeyGateways
@@ -30,6 +31,8 @@ class ValkeyBackend:
         self.sessions = ValkeySessions(self.client, keys)
         self.web_sessions = ValkeyWebSessions(self.client, keys)
         self.device_grants = ValkeyDeviceGrants(self.client, keys)
+        self.identities = ValkeyIdentities(self.client, keys)
+        self.once = ValkeyOnce(self.client, keys)
 
     async def ping(self) -> None:
         async with guarded():
