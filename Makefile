@@ -38,11 +38,13 @@ fmt: install
 typecheck: install
 	MYPYPATH=libs:services:. $(VENV)/bin/mypy $(PACKAGES)
 
-# The `ws` package for running the seed README's JavaScript examples in Node (skipped without node).
+# The `ws` package for running the seed README's JavaScript examples in Node, playwright-core for
+# the console's browser tests, and the `oidc-provider` the OIDC sign-in tests run (skipped without node).
 js:
 	@command -v npm >/dev/null && npm install --silent --prefix tests/compat/js --no-audit --no-fund --no-package-lock && \
-	  npm install --silent --prefix tests/console/js --no-audit --no-fund --no-package-lock || \
-	  echo "npm not found: the JavaScript example and console browser tests will be skipped"
+	  npm install --silent --prefix tests/console/js --no-audit --no-fund --no-package-lock && \
+	  npm install --silent --prefix tests/oidc/provider --no-audit --no-fund --no-package-lock || \
+	  echo "npm not found: the JavaScript example, console browser and OIDC tests will be skipped"
 
 test: install valkey js lint typecheck
 	$(PY) -m pytest

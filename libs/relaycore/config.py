@@ -7,6 +7,7 @@ Durations accept seconds as numbers or the seed's ``"24h"``/``"30s"`` forms.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -40,6 +42,30 @@ log = logging.getLogger(__name__)
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and says how to fix it."""
+
+
+class OidcProvider(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One OpenID Connect identity provider people may sign in through (docs/OPERATIONS.md)."""
+
+    # Short name used in URLs (/auth/oidc/<name>/login): lower-case letters, digits, '-' and '_'.
+    name: str
+    # The issuer URL; its /.well-known/openid-configuration is fetched (https, or http on loopback).
+    issuer: str
+    client_id: str
+    # Empty for a public client (PKCE alone); otherwise sent with HTTP Basic to the token endpoint.
+    client_secret: str = ""
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid", "profile", "email"])
+    # Shown on sign-in buttons ("Sign in with <display_name>"); the name when empty.
+    display_name: str = ""
+    # Whether a first sign-in by an identity linked to no user creates one, and with what permissions.
+    create_users: bool = True
+    default_permissions: list[Literal["admin", "read", "write"]] = msgspec.field(
+        default_factory=lambda: ["read"]
+    )
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -130,6 +156,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     bootstrap_admin_password: str = ""
     bootstrap_admin_email: str = ""
 
+    # --- sign-in through OpenID Connect providers (a list; PULSAR_OIDC_PROVIDERS takes JSON)
+    oidc_providers: list[OidcProvider] = msgspec.field(default_factory=list)
+    # A provider's discovery document, JWKS and token endpoint must answer within this time.
+    oidc_http_timeout: float = 5 * SECONDS
+    # How long the discovery document and JWKS are reused before being fetched again.
+    oidc_cache_ttl: float = 1 * HOURS
+    # How long a started sign-in (its state, nonce and PKCE verifier) may take to come back.
+    oidc_state_ttl: float = 10 * MINUTES
+
     # --- gateway
     gateway_id: str = ""
     gateway_heartbeat_interval: float = 5 * SECONDS
@@ -210,6 +245,12 @@ def read_file(path: Path) -> dict[str, Any]:
 def _coerce(name: str, value: Any, shown: str) -> Any:
     if name in _DURATION_FIELDS:
         return parse_duration(value, shown)
+    if name == "oidc_providers" and isinstance(value, str):
+        # From the environment: one JSON list of provider objects.
+        try:
+            return json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{shown} must be a JSON list of provider objects: {exc}") from None
     return value
 
 
@@ -263,10 +304,12 @@ def _explain(
     exc: msgspec.ValidationError, merged: dict[str, tuple[Any, str]], file_keys: set[str], path: Path | None
 ) -> str:
     text = str(exc)
-    m = re.search(r"at `\$\.(\w+)`", text)
+    m = re.search(r"at `\$\.(\w+)", text)
     if m and m.group(1) in merged:
         value, shown = merged[m.group(1)]
         where = f"in {path}" if m.group(1) in file_keys and not shown.startswith(ENV_PREFIX) else "in env"
+        if m.group(1) == "oidc_providers":  # never echo a client secret
+            return f"invalid value for {shown} ({where}): {text.replace('$.oidc_providers', shown)}"
         return f"invalid value for {shown} ({where}): {value!r}: {text.split(' - at')[0]}"
     return f"invalid settings: {text}"
 
@@ -399,6 +442,41 @@ def _check_ranges(s: Settings) -> None:
     except ValueError as exc:
         raise ConfigError(f"PULSAR_FORWARDED_ALLOW_IPS: {exc}") from exc
     _check_cluster(s)
+    _check_oidc(s)
+
+
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _check_oidc(s: Settings) -> None:
+    seen: set[str] = set()
+    for i, p in enumerate(s.oidc_providers):
+        where = f"PULSAR_OIDC_PROVIDERS[{i}]"
+        if not _PROVIDER_NAME.match(p.name):
+            raise ConfigError(
+                f"{where}.name: {p.name!r} must be 1 to 32 lower-case letters, digits, '-' or '_'"
+            )
+        where = f"PULSAR_OIDC_PROVIDERS[{i}] ({p.name})"
+        if p.name in seen:
+            raise ConfigError(f"{where}.name: two providers are named {p.name!r}")
+        seen.add(p.name)
+        url = urlsplit(p.issuer)
+        if url.scheme not in ("https", "http") or not url.hostname or url.query or url.fragment:
+            raise ConfigError(f"{where}.issuer: {p.issuer!r} is not an http(s) URL without query")
+        if url.scheme == "http" and url.hostname not in _LOOPBACK and not s.allow_insecure_defaults:
+            raise ConfigError(
+                f"{where}.issuer: {p.issuer!r} must use https (plain http only on loopback,"
+                " or with PULSAR_ALLOW_INSECURE_DEFAULTS=1)"
+            )
+        if not p.client_id:
+            raise ConfigError(f"{where}.client_id is required")
+        if "openid" not in p.scopes:
+            raise ConfigError(f"{where}.scopes must include 'openid', got {p.scopes!r}")
+        if any(not scope or " " in scope for scope in p.scopes):
+            raise ConfigError(f"{where}.scopes: each scope is one word, got {p.scopes!r}")
+    if s.oidc_providers and (s.oidc_http_timeout <= 0 or s.oidc_state_ttl <= 0):
+        raise ConfigError("PULSAR_OIDC_HTTP_TIMEOUT and PULSAR_OIDC_STATE_TTL must be greater than 0")
 
 
 def _check_cluster(s: Settings) -> None:

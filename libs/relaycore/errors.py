@@ -11,7 +11,8 @@ gateway maps them to WebSocket frames and close codes.
     ├── PayloadTooLarge           body over the configured limit                   (HTTP 413)
     ├── RequestTimeout            body not received within the read timeout        (HTTP 408)
     ├── RateLimited               too many attempts; carries retry_after seconds   (HTTP 429)
-    └── Unavailable               a dependency (Valkey) is down; retry later       (HTTP 503)
+    ├── Unavailable               a dependency (Valkey) is down; retry later       (HTTP 503)
+    └── BadGateway                an upstream (an identity provider) failed        (HTTP 502)
 """
 
 from __future__ import annotations
@@ -81,3 +82,7 @@ class RateLimited(RelayError):
 
 class Unavailable(RelayError):
     code = "UNAVAILABLE"
+
+
+class BadGateway(RelayError):
+    code = "BAD_GATEWAY"

@@ -43,6 +43,7 @@ _STATUS: dict[type[errors.RelayError], int] = {
     errors.RequestTimeout: 408,
     errors.RateLimited: 429,
     errors.Unavailable: 503,
+    errors.BadGateway: 502,
 }
 _encoder = msgspec.json.Encoder()
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from auth import routes_admin, routes_console, routes_device, routes_sessions, routes_topics, routes_users
+from auth import (
+    routes_admin,
+    routes_console,
+    routes_device,
+    routes_oidc,
+    routes_sessions,
+    routes_topics,
+    routes_users,
+)
 from auth.service import AuthService
 from auth.signing import Signer
 from relaycore.config import Settings
@@ -24,12 +32,13 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
             *routes_users.routes,
             *routes_sessions.routes,
             *routes_device.routes,
+            *routes_oidc.routes,
             *routes_topics.routes,
             *routes_admin.routes,
             *routes_console.routes(),
         ],
         startup=[auth.passwords.prepare, auth.bootstrap_admin],
-        shutdown=[auth.rates.stop],
+        shutdown=[auth.rates.stop, auth.federation.close],
     )
     app.state.auth = auth
     return app

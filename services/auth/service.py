@@ -4,6 +4,7 @@ context.  Wires; does not decide."""
 from __future__ import annotations
 
 from auth.device import DeviceFlow
+from auth.federation import Federation
 from auth.login import Login
 from auth.overview import AdminViews
 from auth.passwords import Passwords
@@ -38,6 +39,10 @@ class AuthService:
         # browser sign-in to the relay's pages, and the RFC 8628 device flow
         self.web = WebSessions(ctx.backend, settings.web_session_lifetime)
         self.device = DeviceFlow(ctx.backend, settings, self.sessions.issue)
+        # sign-in through OpenID Connect providers, offered on the relay's pages
+        self.federation = Federation(ctx.backend, settings)
+        if settings.oidc_providers:
+            self.web.providers = self.federation.links
 
     async def bootstrap_admin(self) -> None:
         """Create or update ``PULSAR_BOOTSTRAP_ADMIN_*`` (CONTRACT decision 14); a no-op when unset."""

@@ -155,6 +155,7 @@ class Users:
         if not await self._backend.users.delete(user_id):
             raise NotFound(f"User with ID '{user_id}' not found")
         await self._backend.topics.forget_user(user_id)
+        await self._backend.identities.forget_user(user_id)
         await self._authorizer.notify(f"user:{user_id}")
         await self._sessions.end_all(user_id)
 

@@ -3,6 +3,7 @@ name the key, durations, the JWT-secret guard, and the shipped example and refer
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -300,3 +301,68 @@ def test_settings_reference_documents_every_setting() -> None:
     assert rows == set(Settings.__struct_fields__)
     for name in Settings.__struct_fields__:
         assert f"`PULSAR_{name.upper()}`" in text, name
+
+
+# --- OIDC providers
+
+_PROVIDER = {"name": "kc", "issuer": "https://sso.example.org/realms/x", "client_id": "relay"}
+
+
+def test_oidc_providers_from_a_yaml_list(tmp_path: Path) -> None:
+    """oidc_providers is a list of objects in a file, with defaults for what is left out."""
+    f = write(
+        tmp_path / "c.yaml",
+        "oidc_providers:\n  - name: kc\n    issuer: https://sso.example.org/realms/x\n    client_id: relay\n"
+        "    client_secret: s3cret\n    display_name: Example SSO\n    default_permissions: [read, write]\n",
+    )
+    (p,) = load(ENV, f).oidc_providers
+    assert (p.name, p.client_secret, p.label, p.default_permissions) == (
+        "kc",
+        "s3cret",
+        "Example SSO",
+        ["read", "write"],
+    )
+    assert p.scopes == ["openid", "profile", "email"] and p.create_users
+
+
+def test_oidc_providers_from_the_environment_as_json() -> None:
+    """PULSAR_OIDC_PROVIDERS takes the same list as one JSON value."""
+    s = load(ENV | {"PULSAR_OIDC_PROVIDERS": json.dumps([_PROVIDER | {"create_users": False}])})
+    assert s.oidc_providers[0].name == "kc" and not s.oidc_providers[0].create_users
+    assert load(ENV | {"PULSAR_OIDC_PROVIDERS": ""}).oidc_providers == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "Bad Name"}, "PULSAR_OIDC_PROVIDERS[0].name"),
+        ({"issuer": "ftp://x"}, "PULSAR_OIDC_PROVIDERS[0] (kc).issuer"),
+        ({"issuer": "http://sso.example.org"}, "must use https"),
+        ({"client_id": ""}, "PULSAR_OIDC_PROVIDERS[0] (kc).client_id is required"),
+        ({"scopes": ["profile"]}, "must include 'openid'"),
+        ({"default_permissions": ["root"]}, "'root' - at `PULSAR_OIDC_PROVIDERS[0].default_permissions[0]`"),
+        ({"client_id": 5, "client_secret": "hide-me"}, "`int` - at `PULSAR_OIDC_PROVIDERS[0].client_id`"),
+        ({"colour": "red"}, "unknown field `colour` - at `PULSAR_OIDC_PROVIDERS[0]`"),
+    ],
+)
+def test_bad_oidc_provider_is_refused_naming_the_field(change: dict[str, object], message: str) -> None:
+    """A bad provider stops start-up with a message naming the provider and field, and never
+    echoes the client secret."""
+    with pytest.raises(ConfigError) as err:
+        load(ENV | {"PULSAR_OIDC_PROVIDERS": json.dumps([_PROVIDER | change])})
+    assert message in str(err.value), str(err.value)
+    assert "hide-me" not in str(err.value)
+
+
+def test_oidc_provider_names_are_unique_and_json_is_checked() -> None:
+    """Two providers of one name, or a value that is not JSON, are refused."""
+    with pytest.raises(ConfigError, match="two providers are named 'kc'"):
+        load(ENV | {"PULSAR_OIDC_PROVIDERS": json.dumps([_PROVIDER, _PROVIDER])})
+    with pytest.raises(ConfigError, match="PULSAR_OIDC_PROVIDERS must be a JSON list"):
+        load(ENV | {"PULSAR_OIDC_PROVIDERS": "[{"})
+
+
+def test_plain_http_issuer_is_allowed_on_loopback() -> None:
+    """http issuers are accepted on loopback (tests, development) only."""
+    s = load(ENV | {"PULSAR_OIDC_PROVIDERS": json.dumps([_PROVIDER | {"issuer": "http://127.0.0.1:9000"}])})
+    assert s.oidc_providers[0].issuer == "http://127.0.0.1:9000"
