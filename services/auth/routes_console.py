@@ -2,7 +2,9 @@
 
 The pages hold no data: each is the shared shell around a page fragment, and its script reads
 the admin API with the bearer token the login page kept in ``sessionStorage``.  No cookie is
-involved, so there is no ambient credential for another site to ride (no CSRF), and the token
+sent as a credential to the API, so there is no ambient credential for another site to ride
+(the one cookie, a sign-in through an identity provider's browser session, is traded once for
+a token at ``POST /auth/web/token`` with a CSRF header; routes_oidc.py), and the token
 is the one the relay's own ``/ws`` accepts for the live tail.  A strict Content-Security-Policy
 (scripts and styles from this origin only, nothing inline) narrows what an injection could do.
 """

@@ -181,6 +181,7 @@ async function test(req, res, path) {
 const server = http.createServer(async (req, res) => {
   const path = new URL(req.url, issuer).pathname;
   try {
+    if (path === "/favicon.ico") return send(res, 204, "image/x-icon", "");
     if (path.startsWith("/test/") || path.startsWith("/interaction/")) {
       const handled = await test(req, res, path);
       if (handled !== false) return;
