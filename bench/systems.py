@@ -146,6 +146,7 @@ async def deploy(
         await asyncio.to_thread(_start_all, procs)
         dep = Deployment(system, role, server, publish_port, main.port, "", main, procs)
         dep.credentials, dep.auth_port = ours.ADMIN, auth_port
+    dep.scratch = [p.cwd for p in dep.processes]
     try:
         dep.token = await login(dep.host, dep.auth_port, *dep.credentials)
     except BaseException:
