@@ -175,14 +175,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cache_messages_per_topic: int = 1000
     cache_max_topics: int = 10_000
     cache_max_age: float = 1 * HOURS
+    # Bytes of messages one gateway's cache holds in all (the least recently used topics' oldest
+    # messages go first): without it, 600 messages of 500 KB nobody reads cost 288 MiB per gateway.
+    cache_max_bytes: int = 64 * MiB
     # Frames buffered for one WebSocket before it is closed as too slow.
     ws_send_queue: int = 4096
+    # ... and their bytes: 4,096 frames of 500 KB would be 2 GB for one client that never reads.
+    ws_send_queue_bytes: int = 16 * MiB
+    # Topics one WebSocket may be subscribed to at once (ws_max_topics is per subscribe frame).
+    ws_max_subscriptions: int = 1000
     ws_ping_interval: float = 20 * SECONDS
     ws_max_message_bytes: int = 64 * KiB
     ws_max_topics: int = 50
     poll_batch_window: float = 0.01 * SECONDS
     poll_max_messages_per_topic: int = 100
     poll_max_topics: int = 50
+    # Bytes of messages in one history page or long-poll answer (at least one message is always
+    # sent; has_more / next_cursor say there is more): 100 messages of 1 MiB were a 104 MB answer.
+    answer_max_bytes: int = 4 * MiB
+    # History pages and long-poll catch-ups one gateway reads and builds at once; more wait (up
+    # to valkey_timeout, then 503).  With answer_max_bytes, this bounds their memory.
+    answers_at_once: int = 16
 
     @property
     def effective_gateway_id(self) -> str:
@@ -327,6 +340,11 @@ def _check(s: Settings) -> None:
         "cache_messages_per_topic",
         "cache_max_topics",
         "ws_send_queue",
+        "ws_send_queue_bytes",
+        "ws_max_subscriptions",
+        "cache_max_bytes",
+        "answer_max_bytes",
+        "answers_at_once",
         "poll_max_messages_per_topic",
     )
     for name in positive:

@@ -84,6 +84,9 @@ cache_hits = Counter(
     ["source"],
     registry=REGISTRY,
 )
+cache_bytes = Gauge(
+    "relay_cache_bytes", "Bytes of messages held in this gateway's hot cache", registry=REGISTRY
+)
 
 
 def delivered_total() -> int:

@@ -92,6 +92,10 @@ class NewMessage(msgspec.Struct, frozen=True, kw_only=True):
     expires_at_ms: int | None = None  # from ttl; readers drop the message afterwards
 
 
+# What a message costs beyond its payload and metadata: ids, topic, timestamp, the object itself.
+MESSAGE_OVERHEAD = 200
+
+
 class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
     """A message as read back from a topic stream or a fan-out log."""
 
@@ -104,6 +108,10 @@ class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     def expired(self, at_ms: int) -> bool:
         return self.expires_at_ms is not None and self.expires_at_ms <= at_ms
+
+    def size(self) -> int:
+        """Roughly the bytes it takes in memory or in an answer: its JSON texts plus the rest."""
+        return len(self.payload) + len(self.metadata or b"") + MESSAGE_OVERHEAD
 
 
 class MessageOut(msgspec.Struct, kw_only=True, omit_defaults=False):

@@ -8,7 +8,8 @@ tailer hands over each partition's messages contiguously and in id order:
 * when a topic's entry is created by message m, ``floor`` is the partition position just before
   m (no message of that topic can lie between the two, the tailer would have seen it first), or
   m's own id when that position is unknown;
-* evicting a message (per-topic bound, age) raises ``floor`` to its id.
+* evicting a message (per-topic bound, age, the byte bound of the whole cache) raises ``floor``
+  to its id.
 
 A read "after X" is answered iff X >= floor.  Expired (ttl) messages are skipped on every read.
 """
@@ -23,32 +24,64 @@ from relaycore import metrics
 from relaycore.ids import StreamId
 from relaycore.models import StoredMessage, now_ms
 
+_bytes_gauge = metrics.cache_bytes
+
 
 class _Entry:
-    __slots__ = ("floor", "ids", "items", "partition")
+    __slots__ = ("bytes", "floor", "ids", "items", "partition")
 
     def __init__(self, partition: int, floor: StreamId) -> None:
         self.partition = partition
         self.floor = floor
         self.ids: list[StreamId] = []
         self.items: list[StoredMessage] = []
+        self.bytes = 0  # the items' sizes, summed
 
-    def evict(self, count: int) -> None:
-        if count > 0:
-            self.floor = self.ids[count - 1]
-            del self.ids[:count]
-            del self.items[:count]
+    def evict(self, count: int) -> int:
+        """Drop the ``count`` oldest messages; the bytes that freed."""
+        if count <= 0:
+            return 0
+        freed = sum(m.size() for m in self.items[:count])
+        self.floor = self.ids[count - 1]
+        del self.ids[:count]
+        del self.items[:count]
+        self.bytes -= freed
+        return freed
 
 
 class Cache:
-    def __init__(self, *, per_topic: int, max_topics: int, max_age: float) -> None:
+    def __init__(self, *, per_topic: int, max_topics: int, max_age: float, max_bytes: int) -> None:
         self._per_topic = per_topic
         self._max_topics = max_topics
         self._max_age_ms = int(max_age * 1000)
+        self._max_bytes = max_bytes
+        self.bytes = 0  # every entry's bytes, summed (``relay_cache_bytes``)
         self._topics: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
 
     def __len__(self) -> int:
         return len(self._topics)
+
+    def _forget(self, topic: str) -> None:
+        entry = self._topics.pop(topic, None)
+        if entry is not None:
+            self.bytes -= entry.bytes
+
+    def _shrink(self) -> None:
+        """Back under ``max_bytes``: the least recently used topics' oldest messages go first (a
+        topic left empty goes entirely, so its floor stops vouching for anything)."""
+        while self.bytes > self._max_bytes and self._topics:
+            topic, entry = next(iter(self._topics.items()))
+            over = self.bytes - self._max_bytes
+            count = 0
+            freed = 0
+            while count < len(entry.items) and freed < over:
+                freed += entry.items[count].size()
+                count += 1
+            if count >= len(entry.items):
+                self._forget(topic)
+            else:
+                self.bytes -= entry.evict(count)
+        _bytes_gauge.set(self.bytes)
 
     # --- writes (tailer only) ------------------------------------------------------------------
     def add(
@@ -61,7 +94,7 @@ class Cache:
             if entry is None:
                 entry = self._topics[m.topic] = _Entry(partition, sid if before is None else before)
                 if len(self._topics) > self._max_topics:
-                    self._topics.popitem(last=False)
+                    self._forget(next(iter(self._topics)))
             elif entry.ids and sid <= entry.ids[-1]:
                 before = sid
                 continue  # already held (a re-delivered entry)
@@ -69,19 +102,26 @@ class Cache:
                 self._topics.move_to_end(m.topic)
             entry.ids.append(sid)
             entry.items.append(m)
-            entry.evict(len(entry.ids) - self._per_topic)
+            size = m.size()
+            entry.bytes += size
+            self.bytes += size - entry.evict(len(entry.ids) - self._per_topic)
             before = sid
+        self._shrink()
 
     def drop(self, topic: str) -> None:
-        self._topics.pop(topic, None)
+        self._forget(topic)
+        _bytes_gauge.set(self.bytes)
 
     def drop_partition(self, partition: int) -> None:
         """Forget every topic of a partition whose contiguity was lost (the tailer skipped ahead)."""
         for topic in [t for t, e in self._topics.items() if e.partition == partition]:
-            del self._topics[topic]
+            self._forget(topic)
+        _bytes_gauge.set(self.bytes)
 
     def clear(self) -> None:
         self._topics.clear()
+        self.bytes = 0
+        _bytes_gauge.set(0)
 
     # --- reads ---------------------------------------------------------------------------------
     def holds(self, topic: str, sid: StreamId) -> bool:
@@ -99,7 +139,7 @@ class Cache:
         self._topics.move_to_end(topic)
         if self._max_age_ms > 0 and entry.ids:
             oldest_kept = (now_ms() - self._max_age_ms, 0)
-            entry.evict(bisect.bisect_left(entry.ids, oldest_kept))
+            self.bytes -= entry.evict(bisect.bisect_left(entry.ids, oldest_kept))
         return entry
 
     def after(

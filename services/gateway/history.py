@@ -1,6 +1,8 @@
 """``GET /api/v1/topics/{name}/messages``: one page of a topic's history (reference section 3.4),
 cache first when the cache provably holds the page.  ``next_cursor`` is null once nothing more
-exists in that direction (one extra message is read to know)."""
+exists in that direction (one extra message is read to know).  A page also stops at
+``answer_max_bytes`` (``next_cursor`` then continues after it), and at most ``answers_at_once``
+pages and poll catch-ups are read and built at once per gateway."""
 
 from __future__ import annotations
 
@@ -59,15 +61,19 @@ async def history_endpoint(request: Request) -> Response:
     if limit < 1:
         raise BadRequest("Limit must be at least 1")
     limit = min(limit, MAX_LIMIT)
-    found = await node.replay.page(name, position, limit + 1, ascending=order == "asc")
-    page = found[:limit]
-    return JSON(
-        Page(
-            messages=[to_out(m) for m in page],
-            total=len(page),
-            limit=limit,
-            order=order,
-            cursor=cursor,
-            next_cursor=page[-1].message_id if len(found) > limit else None,
+    async with node.answering():
+        found, cut = await node.replay.page(
+            name, position, limit + 1, ascending=order == "asc", budget=node.settings.answer_max_bytes
         )
-    )
+        page = found[:limit]
+        more = cut or len(found) > limit
+        return JSON(
+            Page(
+                messages=[to_out(m) for m in page],
+                total=len(page),
+                limit=limit,
+                order=order,
+                cursor=cursor,
+                next_cursor=page[-1].message_id if more and page else None,
+            )
+        )

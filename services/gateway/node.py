@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from gateway import protocol
@@ -47,6 +47,7 @@ class Node:
             per_topic=min(s.cache_messages_per_topic, s.max_messages_per_topic),
             max_topics=s.cache_max_topics,
             max_age=min(s.cache_max_age, retention),
+            max_bytes=s.cache_max_bytes,
         )
         # this process's topic -> subscriptions and waiters
         self.hub = Hub()
@@ -58,9 +59,16 @@ class Node:
             hub=self.hub,
             batch_size=s.tail_batch_size,
             block=s.tail_block,
+            # a quarter of a connection's byte budget per dispatch, so a burst of large messages
+            # reaches a reading client in steps instead of overflowing its outbox at once
+            chunk_bytes=max(1, s.ws_send_queue_bytes // 4),
         )
         # history after / before a position, cache first
-        self.replay = Replay(self.cache, self.backend.messages, self.tailer.position)
+        self.replay = Replay(
+            self.cache, self.backend.messages, self.tailer.position, largest=s.max_body_bytes
+        )
+        # history pages and poll catch-ups being read and built (each up to answer_max_bytes)
+        self._answers = asyncio.Semaphore(s.answers_at_once)
         # heartbeat with our counts; removal of dead gateways' groups
         self.presence = Presence(
             self.gateway_id,
@@ -121,6 +129,20 @@ class Node:
                 await asyncio.wait_for(self.tailer.ready.wait(), self.settings.valkey_timeout)
             except TimeoutError:
                 raise Unavailable("Gateway is not ready, retry later") from None
+
+    @contextlib.asynccontextmanager
+    async def answering(self) -> AsyncIterator[None]:
+        """A turn to read and build an answer of stored messages; ``Unavailable`` (503) when none
+        comes within ``valkey_timeout`` (the gateway is busy with as many as it builds at once)."""
+        try:
+            async with asyncio.timeout(self.settings.valkey_timeout):
+                await self._answers.acquire()
+        except TimeoutError:
+            raise Unavailable("Gateway is busy answering other reads, retry later") from None
+        try:
+            yield
+        finally:
+            self._answers.release()
 
     # --- connections ---------------------------------------------------------------------------
     def open_session(self, user: User, outbox: Outbox, *, expires_at: float, sign_in: str = "") -> Session:

@@ -1,8 +1,9 @@
 """One connection's bounded queue of outgoing frames, and the signals its writer needs.
 
-Live traffic is ``offer``-ed without ever waiting: when the queue is full the connection is marked
-slow and closed (mercure's ``handleFullChan``), so nobody else waits for it.  Catch-up traffic is
-``put`` with back-pressure, and only while the queue is at most half full, so a long replay never
+Live traffic is ``offer``-ed without ever waiting: when the queue is full (in frames or in bytes)
+the connection is marked slow and closed (mercure's ``handleFullChan``), so nobody else waits for
+it, and what it held is let go at once.  Catch-up traffic is
+``put`` with back-pressure, and only while the queue is at most half full (both ways), so a long replay never
 leaves live traffic without room.  The first frame offered to an idle outbox calls the writer's
 ``on_ready`` at once (and again when the queue is half full), so a delivery is written in the
 dispatching step, with no task switch; the writer then ``pop``s until the queue is empty.  No I/O.
@@ -26,11 +27,27 @@ def _ignore() -> None:
 
 
 class Outbox:
-    __slots__ = ("_busy", "_items", "_room", "active", "closing", "half", "limit", "on_close", "on_ready")
+    __slots__ = (
+        "_busy",
+        "_items",
+        "_room",
+        "active",
+        "bytes",
+        "closing",
+        "half",
+        "half_bytes",
+        "limit",
+        "max_bytes",
+        "on_close",
+        "on_ready",
+    )
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_bytes: int = 1 << 62) -> None:
         self.limit = limit
         self.half = max(1, limit // 2)  # where replays wait and a deferring writer writes anyway
+        self.max_bytes = max_bytes
+        self.half_bytes = max_bytes // 2
+        self.bytes = 0  # the queued frames' lengths, summed (characters: JSON text is mostly ASCII)
         self.closing: Close | None = None
         self.active = False  # a frame was taken since the node's ping sweep last looked
         self.on_ready: Callable[[], None] = _ignore  # the writer: frames wait and it is idle
@@ -47,20 +64,22 @@ class Outbox:
         """Queue without waiting; on overflow the connection is closed as a slow consumer."""
         if self.closing is not None:
             return False
-        if len(self._items) >= self.limit:
+        size = len(frame)
+        if len(self._items) >= self.limit or (self.bytes + size > self.max_bytes and self._items):
             self.close(SLOW_CONSUMER)
             return False
+        self.bytes += size
         self._items.append((frame, born_ms))
         if not self._busy:
             self._busy = True
             self.on_ready()
-        elif len(self._items) == self.half:
+        elif len(self._items) == self.half or self.bytes >= self.half_bytes > self.bytes - size:
             self.on_ready()  # half full: a writer that defers (a dispatch in progress) writes now
         return True
 
     async def put(self, frame: str, born_ms: int = CONTROL) -> bool:
         """Queue once the queue is at most half full; False if the connection is closing."""
-        while len(self._items) >= self.half and self.closing is None:
+        while (len(self._items) >= self.half or self.bytes >= self.half_bytes) and self.closing is None:
             if self._room is None:
                 self._room = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._room)
@@ -74,8 +93,9 @@ class Outbox:
             self._wake_put()
             return None
         item = self._items.popleft()
+        self.bytes -= len(item[0])
         self.active = True
-        if self._room is not None and len(self._items) < self.half:
+        if self._room is not None and len(self._items) < self.half and self.bytes < self.half_bytes:
             self._wake_put()
         return item
 
@@ -93,6 +113,7 @@ class Outbox:
         else:
             items = list(queued)
             queued.clear()
+        self.bytes = 0
         self.active = True
         if self._room is not None:
             self._wake_put()
@@ -102,6 +123,8 @@ class Outbox:
         """Ask the connection to close; the first reason wins."""
         if self.closing is None:
             self.closing = reason
+            self._items.clear()  # never sent now: the close frame goes next; give the memory back
+            self.bytes = 0
             self._wake_put()
             self.on_close(reason)
 

@@ -41,9 +41,10 @@ class PollResponse(msgspec.Struct, kw_only=True):
 
 
 class Waiter:
-    """A long-poll's sink: the first ``cap`` live messages per topic, deduplicated by id."""
+    """A long-poll's sink: the first ``cap`` live messages per topic, and ``budget`` bytes of
+    them in all (the message that passes it is the last), deduplicated by id."""
 
-    def __init__(self, topics: list[str], since: dict[str, StreamId], cap: int) -> None:
+    def __init__(self, topics: list[str], since: dict[str, StreamId], cap: int, budget: int) -> None:
         self.topics = topics
         self.got: dict[str, list[tuple[StreamId, str]]] = {t: [] for t in topics}
         self.full: set[str] = set()
@@ -51,15 +52,17 @@ class Waiter:
         self.arrived = asyncio.Event()
         self._bound = dict(since)
         self._cap = cap
+        self._left = budget
 
     def offer(self, message: StoredMessage, sid: StreamId, frame: str) -> None:
         got = self.got.get(message.topic)
         bound = self._bound.get(message.topic)
         if got is None or (bound is not None and sid <= bound):
             return
-        if len(got) >= self._cap:
+        if len(got) >= self._cap or self._left <= 0:
             self.full.add(message.topic)  # the rest stays after this topic's cursor
             return
+        self._left -= len(frame)
         got.append((sid, frame))
         self._bound[message.topic] = sid
         self.arrived.set()
@@ -85,25 +88,16 @@ async def poll(
     if denied:
         raise Forbidden(f"Access denied to topics: {denied!r}")
     await node.wait_ready()
-    waiter = Waiter(topics, since, cap)
+    waiter = Waiter(topics, since, cap, settings.answer_max_bytes)
     node.add_waiter(waiter)
     start = {t: node.tailer.position(t) for t in topics}  # same step as the registration
     _waiting.inc()
     try:
         if catch_up:
-            caught: dict[str, list[StoredMessage]] = {}
-            for t in topics:  # a topic missing from a non-empty since replays from the start
-                caught[t], _ = await node.replay.after(t, since.get(t), cap)
-            if any(caught.values()):
-                await _check(node, user, [t for t in topics if caught[t]], missing, waiter)
-                messages = [msgspec.Raw(message_frame(m)) for t in topics for m in caught[t]]
-                _delivered.inc(len(messages))
-                cursors = await _cursors(
-                    node, {t: caught[t][-1].message_id if caught[t] else None for t in topics}, since, start
-                )
-                return PollResponse(
-                    messages=messages, has_more=any(len(v) >= cap for v in caught.values()), cursors=cursors
-                )
+            async with node.answering():
+                caught = await _catch_up(node, topics, since, cap)
+                if any(caught.values()):
+                    return await _caught_up(node, user, caught, since, start, missing, waiter)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 await waiter.arrived.wait()
@@ -126,6 +120,55 @@ async def poll(
         node, {t: ids.fmt(waiter.got[t][-1][0]) if waiter.got[t] else None for t in topics}, since, start
     )
     return PollResponse(messages=messages, has_more=bool(waiter.full), cursors=cursors)
+
+
+async def _catch_up(
+    node: Node, topics: list[str], since: dict[str, StreamId], cap: int
+) -> dict[str, tuple[list[StoredMessage], bool]]:
+    """Each topic's stored messages after ``since`` (a topic missing from a non-empty since
+    replays from the start) and whether that was all of them, within ``answer_max_bytes`` for
+    all topics together: once it is spent, the remaining topics get nothing (and are not done)."""
+    left = node.settings.answer_max_bytes
+    caught: dict[str, tuple[list[StoredMessage], bool]] = {}
+    for t in topics:
+        if left <= 0:
+            caught[t] = ([], False)
+            continue
+        found, complete = await node.replay.after(t, since.get(t), cap, left)
+        caught[t] = (found, complete)
+        left -= sum(m.size() for m in found)
+    return caught
+
+
+async def _caught_up(
+    node: Node,
+    user: User,
+    caught: dict[str, tuple[list[StoredMessage], bool]],
+    since: dict[str, StreamId],
+    start: dict[str, StreamId | None],
+    missing: set[str],
+    waiter: Waiter,
+) -> PollResponse:
+    """The answer of a catch-up that found messages.  A topic the byte budget did not reach keeps
+    its ``since`` as cursor (its stored messages come next time)."""
+    topics = list(caught)
+    await _check(node, user, [t for t in topics if caught[t][0]], missing, waiter)
+    messages = [msgspec.Raw(message_frame(m)) for t in topics for m in caught[t][0]]
+    _delivered.inc(len(messages))
+    last: dict[str, str | None] = {}
+    for t, (found, complete) in caught.items():
+        if found:
+            last[t] = found[-1].message_id
+        elif not complete:  # not reached: nothing of it was read
+            last[t] = ids.fmt(since.get(t, ids.ZERO))
+        else:
+            last[t] = None
+    cursors = await _cursors(node, last, since, start)
+    has_more = any(
+        not complete or len(found) >= node.settings.poll_max_messages_per_topic
+        for found, complete in caught.values()
+    )
+    return PollResponse(messages=messages, has_more=has_more, cursors=cursors)
 
 
 async def _cursors(

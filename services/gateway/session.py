@@ -76,6 +76,13 @@ class Session:
         for t in topics:
             if problem := names.topic_problem(t):
                 raise FrameError(protocol.SUBSCRIPTION_ERROR, f"Invalid topic name {t!r}: {problem}")
+        adding = sum(1 for t in topics if t not in self.subs)
+        if len(self.subs) + adding > settings.ws_max_subscriptions:
+            raise FrameError(
+                protocol.SUBSCRIPTION_ERROR,
+                f"Too many subscriptions: at most {settings.ws_max_subscriptions} topics per connection"
+                f" (subscribed to {len(self.subs)}); unsubscribe from some first",
+            )
         positions = _positions(frame.since or {}, topics)
         if frame.client_id is not None:
             self.client_id = frame.client_id
@@ -169,7 +176,8 @@ class Session:
         try:
             while sub.active:
                 try:
-                    await hand_over(sub, self.node.replay, lambda: self._verify(sub))
+                    budget = self.node.settings.answer_max_bytes
+                    await hand_over(sub, self.node.replay, lambda: self._verify(sub), budget)
                     return
                 except RelayError as exc:  # storage unavailable: the subscription stays held
                     log.warning("replay of %s failed (%s); retrying", sub.topic, exc)

@@ -87,12 +87,15 @@ class Subscription:
                 return
 
 
-async def hand_over(sub: Subscription, replay: Replay, verify: Callable[[], Awaitable[bool]]) -> bool:
-    """Replay everything after ``sub.last``, then go live.  False if access was refused."""
+async def hand_over(
+    sub: Subscription, replay: Replay, verify: Callable[[], Awaitable[bool]], budget: int | None = None
+) -> bool:
+    """Replay everything after ``sub.last`` (read ``budget`` bytes at a time), then go live.
+    False if access was refused."""
     while sub.active:
         mark = sub.overflows
         after = sub.last
-        batch, complete = await replay.after(sub.topic, after, REPLAY_PAGE)
+        batch, complete = await replay.after(sub.topic, after, REPLAY_PAGE, budget)
         if (batch or sub.pending) and not sub.verified and not await verify():
             return False
         for m in batch:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from gateway.cache import Cache
 from gateway.hub import Hub
@@ -48,6 +48,7 @@ class Tailer:
         hub: Hub,
         batch_size: int,
         block: float,
+        chunk_bytes: int = 1 << 62,
     ) -> None:
         self._fanout = fanout
         self._group = group
@@ -55,6 +56,7 @@ class Tailer:
         self._hub = hub
         self._batch = batch_size
         self._block = block
+        self._chunk_bytes = chunk_bytes  # a dispatch offers about this much at most
         self.partitions = fanout.partitions
         self.positions: list[StreamId | None] = [None] * self.partitions
         self.ready = asyncio.Event()  # set once the group is joined and its backlog re-dispatched
@@ -98,10 +100,12 @@ class Tailer:
                     self._group, count=self._batch, block=self._block, partitions=parts
                 )
                 for p, messages in batches:
-                    self._deliver(p, messages)
-                    # Let writers drain between partitions: one step then offers at most one
-                    # batch per topic, which ws_send_queue must (and by default does) exceed.
-                    await asyncio.sleep(0)
+                    for chunk in _chunks(messages, self._chunk_bytes):
+                        self._deliver(p, chunk)
+                        # Let writers drain between partitions (and between chunks of large
+                        # messages): one step then offers at most one chunk per topic, which
+                        # ws_send_queue and ws_send_queue_bytes must (and by default do) exceed.
+                        await asyncio.sleep(0)
                 if batches:
                     for p, messages in batches:
                         self._unacked.setdefault(p, []).extend(m.message_id for m in messages)
@@ -185,3 +189,14 @@ class Tailer:
         lag = await self._fanout.lag(self._group)
         metrics.consumer_lag.set(lag)
         return lag
+
+
+def _chunks(messages: list[StoredMessage], max_bytes: int) -> Iterator[list[StoredMessage]]:
+    """``messages`` in runs of at most ``max_bytes`` (at least one message each); usually one run."""
+    start = size = 0
+    for i, m in enumerate(messages):
+        size += m.size()
+        if size > max_bytes and i > start:
+            yield messages[start:i]
+            start, size = i, m.size()
+    yield messages[start:] if start else messages

@@ -105,7 +105,7 @@ class Writer:
 
     def _ready(self) -> None:
         outbox = self._outbox
-        if self._batch.open and len(outbox) < outbox.half:
+        if self._batch.open and len(outbox) < outbox.half and outbox.bytes < outbox.half_bytes:
             self._batch.ready.append(self)
         else:  # no dispatch in progress, or this one would fill the outbox before it ends
             self.write()

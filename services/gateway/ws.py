@@ -95,7 +95,7 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
             interrupting = True
             me.cancel()
 
-    outbox = Outbox(node.settings.ws_send_queue)
+    outbox = Outbox(node.settings.ws_send_queue, node.settings.ws_send_queue_bytes)
     outbox.on_close = interrupt
     framed = FRAMES_EXTENSION in ws.scope.get("extensions", {})
     writer = Writer(send, outbox, node.hub.writes, on_fail=interrupt, framed=framed)

@@ -18,9 +18,12 @@ def ids_of(found: list[StoredMessage] | None) -> list[str] | None:
 
 
 def make(**kw: float) -> Cache:
-    args = {"per_topic": 100, "max_topics": 100, "max_age": 0.0} | kw
+    args = {"per_topic": 100, "max_topics": 100, "max_age": 0.0, "max_bytes": 1 << 30} | kw
     return Cache(
-        per_topic=int(args["per_topic"]), max_topics=int(args["max_topics"]), max_age=args["max_age"]
+        per_topic=int(args["per_topic"]),
+        max_topics=int(args["max_topics"]),
+        max_age=args["max_age"],
+        max_bytes=int(args["max_bytes"]),
     )
 
 
@@ -55,6 +58,26 @@ def test_eviction_raises_the_floor() -> None:
     assert c.after("a", (NOW + 1, 0), 10) is None
     hit = c.after("a", (NOW + 2, 0), 10)
     assert hit is not None and ids_of(hit[0]) == [f"{NOW + 3}-0", f"{NOW + 4}-0"]
+
+
+def test_bytes_are_bounded_least_recently_used_topic_first() -> None:
+    """Past max_bytes the least recently used topic's oldest messages go (its floor rises, so
+    reads below it fall back to Valkey), then whole topics; the byte count follows every change."""
+    one = msg("x", (NOW, 0))[1].size()
+    c = make(max_bytes=5 * one)
+    c.add(0, (NOW, 0), [msg("a", (NOW + i, 0)) for i in range(1, 4)])
+    c.add(0, (NOW + 3, 0), [msg("b", (NOW + i, 0)) for i in range(4, 6)])
+    assert c.bytes == 5 * one
+    c.add(0, (NOW + 5, 0), [msg("b", (NOW + 6, 0)), msg("b", (NOW + 7, 0))])
+    assert c.bytes == 5 * one
+    assert c.after("a", (NOW + 1, 0), 10) is None  # a's two oldest went
+    hit = c.after("a", (NOW + 2, 0), 10)
+    assert hit is not None and ids_of(hit[0]) == [f"{NOW + 3}-0"]
+    c.add(0, (NOW + 7, 0), [msg("c", (NOW + 8, 0))])
+    assert c.bytes <= 5 * one and c.after("b", (NOW + 3, 0), 10) is None  # b used least recently now
+    c.drop("c")
+    c.clear()
+    assert c.bytes == 0 and len(c) == 0
 
 
 def test_limit_reports_incomplete() -> None:

@@ -26,7 +26,9 @@ class FakeReplay:
         self.page = page
         self.reads = 0
 
-    async def after(self, topic: str, after: StreamId | None, limit: int) -> tuple[list[StoredMessage], bool]:
+    async def after(
+        self, topic: str, after: StreamId | None, limit: int, budget: int | None = None
+    ) -> tuple[list[StoredMessage], bool]:
         self.reads += 1
         self.during_read()
         start = 0 if after is None else after[0]
