@@ -128,8 +128,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # --- request limits
     max_body_bytes: int = 1 * MiB
     idempotency_ttl: float = 10 * MINUTES
+    # Sign-in throttling counts FAILED attempts only (docs/OPERATIONS.md, "Login rate limits"):
+    # per client address, per (username, address); a username's failures from everywhere only
+    # slow its attempts down, so a stranger cannot lock its owner out.  0 attempts: all off.
     login_rate_limit_attempts: int = 10
+    login_rate_limit_user_address: int = 5
+    login_slowdown_after: int = 10
+    login_slowdown_delay: float = 1 * SECONDS
     login_rate_limit_window: float = 60 * SECONDS
+    # Failed refresh / revoke attempts (unknown, malformed or replaced tokens) per client address.
+    refresh_rate_limit_failures: int = 30
     # Peers whose X-Forwarded-For is believed when rate limiting by client address
     # (comma-separated addresses or CIDR networks, "*" for any).
     forwarded_allow_ips: str = "127.0.0.1,::1"
@@ -411,7 +419,14 @@ def _check_ranges(s: Settings) -> None:
     for name in _DURATION_FIELDS:
         if getattr(s, name) < 0:
             raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
-    for name in ("login_rate_limit_attempts", "valkey_db", "publish_wait_replicas"):
+    for name in (
+        "login_rate_limit_attempts",
+        "login_rate_limit_user_address",
+        "login_slowdown_after",
+        "refresh_rate_limit_failures",
+        "valkey_db",
+        "publish_wait_replicas",
+    ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{_env(name)} must not be negative, got {getattr(s, name)}")
     if s.refresh_token_idle_lifetime <= 0 or s.refresh_token_absolute_lifetime <= 0:

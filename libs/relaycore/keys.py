@@ -22,7 +22,9 @@ Layout (``relay`` is ``settings.key_prefix``; ``{tN}`` is partition N's hash tag
     relay:{acks}:ack:<user_id>:<client>   hash    topic -> newest acknowledged message id
     relay:gateways                        zset    gateway id -> last heartbeat (ms)
     relay:gw:<gateway_id>:stats           hash    that gateway's connection / waiter counts
-    relay:ratelimit:<scope>:<who>         string  login attempt counter
+    relay:ratelimit:<scope>:<who>         string  attempt counter (device codes)
+    relay:{login}:f:<scope>:<who>         string  failed sign-in attempts in the current window
+    relay:{login}:p:<scope>:<who>         string  sign-in attempts in flight
     relay:{auth}:web:<sha256>             string  a browser sign-in session -> user id (with TTL)
     relay:{auth}:device:<sha256>          hash    a device-flow grant, by its device code's hash
     relay:{auth}:usercode:<CODE>          string  user code -> device-code hash (with TTL)
@@ -159,6 +161,12 @@ class Keys:
     # --- misc
     def once(self, purpose: str, ident: str) -> str:
         return f"{self.prefix}:once:{purpose}:{ident}"
+
+    def failures(self, key: str) -> str:
+        return f"{self.prefix}:{{login}}:f:{key}"
+
+    def in_flight(self, key: str) -> str:
+        return f"{self.prefix}:{{login}}:p:{key}"
 
     def rate_limit(self, scope: str, who: str) -> str:
         return f"{self.prefix}:ratelimit:{scope}:{who}"

@@ -38,16 +38,16 @@ class Login:
         (also used by the browser sign-in of the relay's pages, which mints no token)."""
         username = names.normal_username(username)  # as stored; and one throttle for its spellings
         try:
-            await self.limiter.attempt(address, username)
+            async with self.limiter.login(address, username):
+                user = await self._backend.users.get_by_name(username)
+                if not await self._passwords.verify(user.hashed_password if user else None, password):
+                    metrics.login_attempts.labels("failed").inc()
+                    raise Unauthenticated("Incorrect username or password")
         except RateLimited:
             metrics.login_attempts.labels("limited").inc()
             raise
-        user = await self._backend.users.get_by_name(username)
-        if not await self._passwords.verify(user.hashed_password if user else None, password):
-            metrics.login_attempts.labels("failed").inc()
-            raise Unauthenticated("Incorrect username or password")
         assert user is not None
-        await self.limiter.succeeded(username)
+        await self.limiter.succeeded(address, username)
         if not user.is_active:
             metrics.login_attempts.labels("inactive").inc()
             raise Forbidden("User account is inactive")

@@ -1,29 +1,44 @@
-"""Login rate limiting (CONTRACT decision 12): per client address and per username, counted in
-fixed windows in the shared store so every auth replica sees the same counts.
+"""Throttling of guessable sign-ins (CONTRACT decision 12), shared by every auth replica.
 
-Each attempt is counted before the password is checked, so parallel guesses cannot slip past the
-limit; a successful login clears its username's count, so the username limit in effect counts
-failures.  The address limit counts every attempt from that address.
+Only FAILED attempts count: a host that starts fifty clients at once logs in fifty times and is
+never refused.  Guessing is throttled per client address and per (username, address): past the
+limit, that address (or pair) gets 429 until the window ends.  A username's failures from all
+addresses never refuse anyone, so a stranger cannot lock its owner out; past
+``login_slowdown_after`` they only make every attempt on it wait ``login_slowdown_delay``.
+
+An attempt is admitted before the password is checked and is "in flight" until its outcome is
+known: when the failures counted plus the attempts in flight reach a limit, further attempts wait
+for those in flight instead of being checked, so parallel guesses cannot pass a limit together
+(and parallel correct logins only queue briefly, never fail).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
 from ipaddress import ip_address
 
 from relaycore.config import Settings, trusted_networks
-from relaycore.errors import RateLimited
-from relaycore.store.base import Counter
+from relaycore.errors import BadRequest, RateLimited, Unauthenticated
+from relaycore.store.base import Throttle
 
 _MAX_ADDRESS = 64  # longest textual IPv6 address with zone, with room to spare
+QUEUE_WAIT = 10.0  # longest an attempt waits for others in flight before it is refused
+_HOLD = 60.0  # an attempt in flight is forgotten after this if its process died meanwhile
+_POLL = 0.02
 
 
 class LoginLimiter:
-    def __init__(self, counters: Counter, settings: Settings) -> None:
-        self._counters = counters
-        self._limit = settings.login_rate_limit_attempts  # 0: off
+    def __init__(self, throttle: Throttle, settings: Settings) -> None:
+        self._throttle = throttle
+        self._per_address = settings.login_rate_limit_attempts  # 0: every login limit off
+        self._per_pair = settings.login_rate_limit_user_address
+        self._slow_after = settings.login_slowdown_after
+        self._slow_delay = settings.login_slowdown_delay
+        self._per_address_refresh = settings.refresh_rate_limit_failures
         self._window = settings.login_rate_limit_window
         self._trusted = trusted_networks(settings.forwarded_allow_ips)
 
@@ -49,19 +64,58 @@ class LoginLimiter:
             return False
         return any(ip in network for network in self._trusted)
 
-    async def attempt(self, address: str, username: str) -> None:
-        """Count one login attempt; ``RateLimited`` if the address or the username is over its limit."""
-        if not self._limit:
+    @contextlib.asynccontextmanager
+    async def login(self, address: str, username: str) -> AsyncIterator[None]:
+        """Around one password check: 429 if the address or the (username, address) pair is over
+        its limit; waits first while the username is being guessed at.  The check counts as a
+        failure if ``Unauthenticated`` leaves the block."""
+        if not self._per_address:
+            yield
             return
-        results = await asyncio.gather(
-            self._counters.hit(f"addr:{address}", self._window),
-            self._counters.hit(f"user:{username}", self._window),
-        )
-        over = [reset for count, reset in results if count > self._limit]
-        if over:
-            retry = max(1, math.ceil(max(over)))
-            raise RateLimited(f"Too many login attempts, retry in {retry} seconds", retry)
+        keys = [f"addr:{address}", f"pair:{username}:{address}"]
+        limits = [self._per_address, self._per_pair or self._per_address]
+        async with self._attempt(keys, limits, "login", also_failed=[f"user:{username}"]):
+            if self._slow_after and await self._throttle.failures(f"user:{username}") >= self._slow_after:
+                await asyncio.sleep(self._slow_delay)
+            yield
 
-    async def succeeded(self, username: str) -> None:
-        if self._limit:
-            await self._counters.clear(f"user:{username}")
+    async def succeeded(self, address: str, username: str) -> None:
+        """A right password clears its pair's failures (the address's stay: they may be others')."""
+        if self._per_address:
+            await self._throttle.clear(f"pair:{username}:{address}")
+
+    @contextlib.asynccontextmanager
+    async def refresh(self, address: str) -> AsyncIterator[None]:
+        """Around one refresh or revoke: 429 once an address's failures reach the limit; a
+        failure is ``Unauthenticated`` or ``BadRequest`` leaving the block."""
+        if not self._per_address_refresh:
+            yield
+            return
+        async with self._attempt(
+            [f"refresh:{address}"], [self._per_address_refresh], "refresh", also_failed=[]
+        ):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _attempt(
+        self, keys: Sequence[str], limits: Sequence[int], what: str, *, also_failed: Sequence[str]
+    ) -> AsyncIterator[None]:
+        deadline = time.monotonic() + QUEUE_WAIT
+        while True:
+            verdict, reset = await self._throttle.admit(keys, limits, hold=_HOLD)
+            if verdict == "go":
+                break
+            if verdict == "refuse" or time.monotonic() >= deadline:
+                retry = max(1, math.ceil(reset))
+                raise RateLimited(f"Too many failed {what} attempts, retry in {retry} seconds", retry)
+            await asyncio.sleep(_POLL)
+        failed = False
+        try:
+            yield
+        except (Unauthenticated, BadRequest):
+            failed = True
+            raise
+        finally:
+            await self._throttle.release(keys, failed=failed, window=self._window)
+            if failed and also_failed:
+                await self._throttle.release(also_failed, failed=True, window=self._window)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from auth.routes_http import caller, json_body, service
+from auth.routes_http import caller, client_address, json_body, service
 from auth.schemas import RefreshRequest, RevokeRequest
 from relaycore import jsonbody
 from relaycore.web import JSON, bearer_token
@@ -18,13 +18,17 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 async def refresh(request: Request) -> Response:
     data = jsonbody.decode(await json_body(request), RefreshRequest)
-    tokens = await service(request).sessions.refresh(data.refresh_token)
+    svc = service(request)
+    async with svc.login.limiter.refresh(client_address(request)):  # failures only
+        tokens = await svc.sessions.refresh(data.refresh_token)
     return JSON(tokens, headers=_NO_STORE)
 
 
 async def revoke(request: Request) -> Response:
     data = jsonbody.decode(await json_body(request), RevokeRequest)
-    await service(request).sessions.revoke_token(data.refresh_token, chain=data.revoke_chain)
+    svc = service(request)
+    async with svc.login.limiter.refresh(client_address(request)):  # malformed tokens count
+        await svc.sessions.revoke_token(data.refresh_token, chain=data.revoke_chain)
     return Response(status_code=204)
 
 

@@ -31,7 +31,7 @@ class AuthService:
         self.users = Users(ctx.backend, self.passwords, ctx.authorizer, self.sessions)
         self.topics = Topics(ctx.backend)
         self.login = Login(
-            ctx.backend, self.passwords, self.sessions, LoginLimiter(ctx.backend.counters, settings)
+            ctx.backend, self.passwords, self.sessions, LoginLimiter(ctx.backend.throttle, settings)
         )
         # the operator console's read-only views
         self.admin = AdminViews(ctx.backend, Keys(settings.key_prefix, settings.fanout_partitions))

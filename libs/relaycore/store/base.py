@@ -294,6 +294,30 @@ class DeviceGrantStore(Protocol):
         approved grant out exactly once (it becomes ``used``)."""
 
 
+Admission = Literal["go", "wait", "refuse"]
+
+
+class Throttle(Protocol):
+    """Failure counting for guessable secrets (passwords, refresh tokens), shared by every
+    replica.  Each key has a failure count over a fixed window and a count of attempts in flight,
+    so that parallel attempts cannot pass a limit before their failures are counted."""
+
+    async def admit(
+        self, keys: Sequence[str], limits: Sequence[int], *, hold: float
+    ) -> tuple[Admission, float]:
+        """Atomically, for each key with its limit: ``refuse`` (with the seconds until that key's
+        window resets) if its failures reached the limit; else ``wait`` if failures plus attempts
+        in flight did; else ``go``, and one more attempt is in flight on every key (forgotten
+        after ``hold`` seconds if never released)."""
+
+    async def release(self, keys: Sequence[str], *, failed: bool, window: float) -> None:
+        """The attempt admitted on ``keys`` is over; count a failure on each if it failed."""
+
+    async def failures(self, key: str) -> int: ...
+    async def clear(self, key: str) -> None:
+        """Forget the key's failures."""
+
+
 class Bus(Protocol):
     """Cache invalidation events (``"user:<id>"``, ``"topic:<name>"``) between processes.
     ``connected`` is False while events may be missed; caches must not be trusted then."""
@@ -324,6 +348,8 @@ class Backend(Protocol):
     def counters(self) -> Counter: ...
     @property
     def sessions(self) -> SessionStore: ...
+    @property
+    def throttle(self) -> Throttle: ...
     @property
     def bus(self) -> Bus: ...
     @property

@@ -22,7 +22,7 @@ from relaycore.ids import StreamId
 from relaycore.keys import partition_of
 from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
 from relaycore.store import fingerprint
-from relaycore.store.base import PublishKind, PublishResult, Rotation, SessionRecord
+from relaycore.store.base import Admission, PublishKind, PublishResult, Rotation, SessionRecord
 from relaycore.store.memory_device import MemoryDeviceGrants, MemoryWebSessions
 from relaycore.store.memory_identity import MemoryIdentities, MemoryOnce
 from relaycore.store.valkey_messages import denied_detail
@@ -462,6 +462,52 @@ class MemoryCounters:
         self._windows.pop(key, None)
 
 
+class MemoryThrottle:
+    """The Valkey throttle's semantics in one process (nothing here awaits, so it is atomic)."""
+
+    def __init__(self) -> None:
+        self._failed: dict[str, tuple[float, int]] = {}  # key -> (window end, count)
+        self._flying: dict[str, tuple[float, int]] = {}  # key -> (forget at, count)
+
+    @staticmethod
+    def _get(table: dict[str, tuple[float, int]], key: str) -> tuple[float, int]:
+        end, count = table.get(key, (0.0, 0))
+        return (end, count) if end > time.monotonic() else (0.0, 0)
+
+    async def admit(
+        self, keys: Sequence[str], limits: Sequence[int], *, hold: float
+    ) -> tuple[Admission, float]:
+        wait = False
+        for key, limit in zip(keys, limits, strict=True):
+            end, failed = self._get(self._failed, key)
+            _, flying = self._get(self._flying, key)
+            if failed >= limit:
+                return "refuse", max(0.0, end - time.monotonic())
+            wait = wait or failed + flying >= limit
+        if wait:
+            return "wait", 0.0
+        for key in keys:
+            _, flying = self._get(self._flying, key)
+            self._flying[key] = (time.monotonic() + hold, flying + 1)
+        return "go", 0.0
+
+    async def release(self, keys: Sequence[str], *, failed: bool, window: float) -> None:
+        now = time.monotonic()
+        for key in keys:
+            end, flying = self._get(self._flying, key)
+            if flying > 0:
+                self._flying[key] = (end, flying - 1)
+            if failed:
+                f_end, count = self._get(self._failed, key)
+                self._failed[key] = (f_end or now + window, count + 1)
+
+    async def failures(self, key: str) -> int:
+        return self._get(self._failed, key)[1]
+
+    async def clear(self, key: str) -> None:
+        self._failed.pop(key, None)
+
+
 @dataclass
 class _Session:
     record: SessionRecord
@@ -548,6 +594,7 @@ class MemoryBackend:
         self.acks = MemoryAcks()
         self.counters = MemoryCounters()
         self.sessions = MemorySessions()
+        self.throttle = MemoryThrottle()
         self.web_sessions = MemoryWebSessions()
         self.device_grants = MemoryDeviceGrants()
         self.identities = MemoryIdentities()

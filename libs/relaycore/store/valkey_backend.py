@@ -9,7 +9,7 @@ from relaycore.store.valkey_fanout import ValkeyFanout
 from relaycore.store.valkey_identity import ValkeyIdentities, ValkeyOnce
 from relaycore.store.valkey_messages import ValkeyMessages
 from relaycore.store.valkey_sessions import ValkeySessions
-from relaycore.store.valkey_state import ValkeyAcks, ValkeyBus, ValkeyCounters, ValkeyGateways
+from relaycore.store.valkey_state import ValkeyAcks, ValkeyBus, ValkeyCounters, ValkeyGateways, ValkeyThrottle
 from relaycore.store.valkey_topics import ValkeyTopics
 from relaycore.store.valkey_users import ValkeyUsers
 from relaycore.valkey import Client, connect, guarded
@@ -29,6 +29,7 @@ class ValkeyBackend:
         self.counters = ValkeyCounters(self.client, keys)
         self.bus = ValkeyBus(self.client, keys)
         self.sessions = ValkeySessions(self.client, keys)
+        self.throttle = ValkeyThrottle(self.client, keys)
         self.web_sessions = ValkeyWebSessions(self.client, keys)
         self.device_grants = ValkeyDeviceGrants(self.client, keys)
         self.identities = ValkeyIdentities(self.client, keys)

@@ -1,11 +1,11 @@
 """Small shared state in Valkey: gateway registry, WebSocket ack positions, rate-limit counters,
-and the cache-invalidation channel."""
+the sign-in failure throttle, and the cache-invalidation channel."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
@@ -19,6 +19,7 @@ from relaycore.keys import Keys
 from relaycore.models import now_ms
 from relaycore.store._guard import guard_methods
 from relaycore.store._scripts import load
+from relaycore.store.base import Admission
 from relaycore.valkey import Client
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,34 @@ class ValkeyCounters:
 
     async def clear(self, key: str) -> None:
         await self._r.delete(self._k.rate_limit("login", key))
+
+
+@guard_methods
+class ValkeyThrottle:
+    def __init__(self, client: Client, keys: Keys) -> None:
+        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._k = keys
+        self._admit = load(client, "throttle_admit")
+        self._release = load(client, "throttle_release")
+
+    def _pairs(self, keys: Sequence[str]) -> list[str]:
+        return [k for key in keys for k in (self._k.failures(key), self._k.in_flight(key))]
+
+    async def admit(
+        self, keys: Sequence[str], limits: Sequence[int], *, hold: float
+    ) -> tuple[Admission, float]:
+        verdict, ms = await self._admit(keys=self._pairs(keys), args=[*limits, max(1, int(hold * 1000))])
+        kind: Admission = verdict.decode()
+        return kind, max(0, int(ms)) / 1000
+
+    async def release(self, keys: Sequence[str], *, failed: bool, window: float) -> None:
+        await self._release(keys=self._pairs(keys), args=["1" if failed else "0", max(1, int(window * 1000))])
+
+    async def failures(self, key: str) -> int:
+        return int(await self._r.get(self._k.failures(key)) or 0)
+
+    async def clear(self, key: str) -> None:
+        await self._r.delete(self._k.failures(key))
 
 
 class ValkeyBus:
