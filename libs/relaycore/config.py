@@ -172,6 +172,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     oidc_cache_ttl: float = 1 * HOURS
     # How long a started sign-in (its state, nonce and PKCE verifier) may take to come back.
     oidc_state_ttl: float = 10 * MINUTES
+    # Sign-ins started (GET /auth/oidc/<name>/login) per client address per login_rate_limit_window;
+    # each is stored until oidc_state_ttl.  0 = no limit.
+    oidc_login_rate_limit: int = 30
 
     # --- gateway
     gateway_id: str = ""
@@ -508,6 +511,8 @@ def _check_oidc(s: Settings) -> None:
             raise ConfigError(f"{where}.scopes must include 'openid', got {p.scopes!r}")
         if any(not scope or " " in scope for scope in p.scopes):
             raise ConfigError(f"{where}.scopes: each scope is one word, got {p.scopes!r}")
+    if s.oidc_login_rate_limit < 0:
+        raise ConfigError(f"PULSAR_OIDC_LOGIN_RATE_LIMIT must not be negative, got {s.oidc_login_rate_limit}")
     if s.oidc_providers and (s.oidc_http_timeout <= 0 or s.oidc_state_ttl <= 0):
         raise ConfigError("PULSAR_OIDC_HTTP_TIMEOUT and PULSAR_OIDC_STATE_TTL must be greater than 0")
 

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import math
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ from auth.oidc_client import ProviderClient
 from auth.users import canonical_permissions
 from relaycore import metrics, names
 from relaycore.config import OidcProvider, Settings
-from relaycore.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from relaycore.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unavailable
 from relaycore.models import User, iso_z, utcnow
 from relaycore.store.base import Backend
 
@@ -106,9 +107,16 @@ class Federation:
 
     # --- the sign-in
 
-    async def begin(self, name: str, *, redirect_uri: str, next_path: str) -> str:
-        """The provider's authorization URL for a new sign-in that will return to ``next_path``."""
+    async def begin(self, name: str, *, redirect_uri: str, next_path: str, address: str) -> str:
+        """The provider's authorization URL for a new sign-in that will return to ``next_path``.
+        ``RateLimited`` past ``oidc_login_rate_limit`` sign-ins from ``address`` per window."""
         client = self.client(name)
+        limit, window = self._settings.oidc_login_rate_limit, self._settings.login_rate_limit_window
+        if limit and window > 0:
+            count, reset = await self._backend.counters.hit(f"oidc-login:{address}", window)
+            if count > limit:
+                retry = max(1, math.ceil(reset))
+                raise RateLimited(f"Too many sign-ins started, retry in {retry} seconds", retry)
         state = secrets.token_urlsafe(32)
         pending = PendingSignIn(
             provider=name,

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from auth import device_pages as pages
 from auth.federation import Federation
-from auth.routes_http import caller, decode, json_body, service
+from auth.routes_http import caller, client_address, decode, json_body, service
 from auth.routes_web import (
     PAGE_HEADERS,
     public_base,
@@ -38,7 +38,13 @@ from relaycore.web import JSON, relay_error_response
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _PARAM_MAX = 4096
-_TITLES = {400: "Sign-in failed", 403: "Sign-in refused", 404: "Unknown provider", 409: "Account exists"}
+_TITLES = {
+    400: "Sign-in failed",
+    403: "Sign-in refused",
+    404: "Unknown provider",
+    409: "Account exists",
+    429: "Too many sign-ins",
+}
 
 
 class IdentityLink(msgspec.Struct, kw_only=True, frozen=True):
@@ -65,10 +71,11 @@ def _error(request: Request, exc: RelayError) -> Response:
     if not _wants_html(request):
         return response
     title = _TITLES.get(response.status_code, "The identity provider is not available")
+    retry = {"Retry-After": response.headers["retry-after"]} if "retry-after" in response.headers else {}
     return Response(
         pages.problem(title, exc.detail),
         response.status_code,
-        PAGE_HEADERS,
+        {**PAGE_HEADERS, **retry},
         media_type="text/html; charset=utf-8",
     )
 
@@ -94,7 +101,10 @@ async def login(request: Request) -> Response:
     next_path = safe_next(request.query_params.get("next"))
     try:
         url = await federation(request).begin(
-            name, redirect_uri=_redirect_uri(request, name), next_path=next_path
+            name,
+            redirect_uri=_redirect_uri(request, name),
+            next_path=next_path,
+            address=client_address(request),
         )
     except RelayError as exc:
         return _error(request, exc)

@@ -3,6 +3,7 @@ kind of bad callback refused with a clear 4xx, nothing changed."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html import unescape
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -308,3 +309,28 @@ async def test_console_token_from_the_browser_session(oidc: OidcRelay) -> None:
     assert body["refresh_token"] is None and body["token_type"] == "bearer"
     me = await oidc.client.get("/auth/me", headers=bearer(body["access_token"]))
     assert me.json()["username"] == "rose"
+
+
+async def test_sign_ins_started_per_address_are_limited(oidc_factory) -> None:
+    """Past oidc_login_rate_limit sign-ins from one address, login answers 429 with Retry-After
+    (JSON, or a page for a browser), and stores nothing more."""
+    oidc = await oidc_factory(oidc_login_rate_limit=3)
+    who = oidc.browser()
+    for _ in range(3):
+        assert (await who.get("/auth/oidc/test/login")).status_code == 302
+    r = await who.get("/auth/oidc/test/login")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert "Too many sign-ins started" in r.json()["detail"]
+    r = await who.get("/auth/oidc/test/login", headers={"Accept": "text/html"})
+    assert r.status_code == 429 and "Retry-After" in r.headers and "Too many sign-ins" in r.text
+
+
+async def test_concurrent_first_sign_ins_make_one_user(oidc: OidcRelay) -> None:
+    """Two first sign-ins of one identity completing at once end in the same, single user."""
+    a, b = oidc.browser(), oidc.browser()
+    back_a = await oidc.idp.approve(await oidc.start(a), "tom")
+    back_b = await oidc.idp.approve(await oidc.start(b), "tom")
+    ra, rb = await asyncio.gather(oidc.callback(a, back_a), oidc.callback(b, back_b))
+    assert (ra.status_code, rb.status_code) == (303, 303), (ra.text, rb.text)
+    assert await web_user(oidc, a) == await web_user(oidc, b) == "tom"
+    assert set(await users(oidc)) == {"admin", "tom"}
