@@ -4,14 +4,46 @@ PY := $(VENV)/bin/python
 PACKAGES := -p relaycore -p auth -p ingest -p gateway -p pulsar_relay
 .DEFAULT_GOAL := all
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every package (runtime and dev) that CI tested; `make install`, CI and
+# deploy/Dockerfile install from it.  requirements-min.lock holds the runtime dependencies at the
+# lower bounds pyproject.toml declares (the rest as locked), for `make test-min`.  Both are generated
+# by uv from pyproject.toml: after changing a dependency run `make lock` (keeps the other pins), to
+# move everything to the newest allowed versions `make lock UPGRADE=--upgrade`.
+LOCK := requirements.lock
+LOCK_MIN := requirements-min.lock
+UV_COMPILE = $(VENV)/bin/uv pip compile -q --python-version 3.11 pyproject.toml
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	touch $@
 
-.PHONY: install valkey peers js lint typecheck test test-cluster test-fast run stack bench all fmt clean
+.PHONY: install lock valkey peers js lint typecheck test test-min test-cluster test-fast run stack bench all fmt clean
 install: $(VENV)/.installed
+
+# uv alone (as locked), so that a pyproject.toml the current lock conflicts with can still be locked.
+$(VENV)/bin/uv:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -c $(LOCK) uv
+
+lock: $(VENV)/bin/uv
+	$(UV_COMPILE) --extra dev $(UPGRADE) -o $(LOCK)
+	$(UV_COMPILE) --resolution lowest-direct --no-deps --no-header --no-annotate -o $(VENV)/min-direct.txt
+	$(UV_COMPILE) --extra dev -c $(VENV)/min-direct.txt $(UPGRADE) -o $(LOCK_MIN)
+	@echo "regenerated $(LOCK) and $(LOCK_MIN); make install picks them up"
+
+# The declared lower bounds, tested: runtime dependencies at their minimum versions in a venv of their
+# own, running the storage, ingest and gateway tests.
+VENV_MIN ?= .venv-min
+$(VENV_MIN)/.installed: pyproject.toml $(LOCK_MIN)
+	test -x $(VENV_MIN)/bin/python || python3 -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install -q --upgrade pip
+	$(VENV_MIN)/bin/python -m pip install -q -c $(LOCK_MIN) -e '.[dev]'
+	touch $@
+
+test-min: $(VENV_MIN)/.installed valkey
+	$(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/contract tests/unit tests/ingest tests/gateway
 
 # System tools the tests use: a Valkey (or Redis 7) server and HAProxy; Debian packages when missing.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq

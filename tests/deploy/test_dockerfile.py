@@ -125,14 +125,28 @@ def build_context(target: Path) -> Path:
 
 
 def test_dockerignore_sends_only_what_the_build_copies(tmp_path: Path) -> None:
-    """The build context holds the wheel's sources and nothing else: no tests, no local data."""
+    """The build context holds the wheel's sources and the lock, nothing else: no tests, no local data."""
     context = build_context(tmp_path / "context")
     top = {p.name for p in context.iterdir()}
-    assert top == {"pyproject.toml", "README.md", "libs", "services", "pulsar_relay", "deploy"}, top
+    assert top == {
+        "pyproject.toml",
+        "requirements.lock",
+        "README.md",
+        "libs",
+        "services",
+        "pulsar_relay",
+        "deploy",
+    }, top
     # From deploy/, only the allinone target's files (not compose files, HAProxy's, certificates).
     assert {p.name for p in (context / "deploy").iterdir()} == {"allinone"}
     copied = {rest.split()[0] for k, rest in stages()["build"] if k == "COPY"}
-    assert copied == {"pyproject.toml", "libs", "services", "pulsar_relay"}
+    assert copied == {"pyproject.toml", "libs", "services", "pulsar_relay", "requirements.lock"}
+
+
+def test_image_installs_the_locked_versions() -> None:
+    """The build stage installs the wheel's dependencies at requirements.lock's pins, the ones CI tested."""
+    runs = " ".join(rest for k, rest in stages()["build"] if k == "RUN")
+    assert "pip install -c requirements.lock /dist/" in runs, runs
 
 
 @pytest.mark.slow
