@@ -83,6 +83,22 @@ async def test_metrics_count_the_flow(relay: Relay) -> None:
         assert count(after, event) - count(before, event) == 1, event
 
 
+async def test_approver_deactivated_before_exchange_gets_nothing(relay: Relay) -> None:
+    """If the approving user is deactivated before the device polls, the device hears access_denied
+    and no session is created."""
+    who = await relay.person("nia")
+    user_id = (await relay.client.get("/auth/users", headers=bearer(relay.admin_token))).json()
+    nia = next(u["user_id"] for u in user_id if u["username"] == "nia")
+    body = await relay.code()
+    await who.decide(body["user_code"])
+    r = await relay.client.patch(
+        f"/auth/users/{nia}", json={"is_active": False}, headers=bearer(relay.admin_token)
+    )
+    assert r.status_code == 200
+    r = await relay.poll(body["device_code"])
+    assert r.status_code == 400 and r.json()["error"] == "access_denied"
+
+
 async def test_typed_code_is_forgiving(relay: Relay) -> None:
     """Lower case, spaces and a missing dash still find the code."""
     who = await relay.person("ben")
