@@ -4,7 +4,7 @@ compat suite's fixtures start the relay on ``valkey_url``, which here is the clu
 
 from __future__ import annotations
 
-from tests.compat.conftest import api, relay
+from tests.compat.conftest import api, relay, relay_extra_env
 from tests.compat.test_client_transport import *  # noqa: F403 - the same tests, on the cluster
 
-__all__ = ["api", "relay"]
+__all__ = ["api", "relay", "relay_extra_env"]
