@@ -1,14 +1,16 @@
 """nginx with the nchan module (Debian ``libnginx-mod-nchan``), the fastest peer a user could pick
 instead: one worker process on the server core, configured from bench/peers/nchan.conf in its own
-temporary directory, with Redis storage (the suite's private Valkey, AOF on: the like-for-like)
-or memory storage (for information)."""
+temporary directory, with Redis storage (its own Redis with AOF on, started by bench/systems.py:
+the like-for-like) or memory storage (for information)."""
 
 from __future__ import annotations
 
+import http.client
 import resource
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -46,12 +48,13 @@ def config(port: int, directory: str, storage: str, valkey_url: str) -> str:
     """nginx.conf for one instance: ``storage`` is "redis" (at ``valkey_url``) or "memory"."""
     if storage not in STORAGES:
         raise ValueError(f"unknown nchan storage {storage!r}; choose from {STORAGES}")
-    upstream = pass_ = ""
+    upstream, pass_ = "", "# storage: nginx shared memory"
     if storage == "redis":
         url = urlparse(valkey_url)
         target = f"redis://{url.hostname or '127.0.0.1'}:{url.port or 6379}{url.path or ''}"
         upstream = f'    upstream bench_redis {{\n        nchan_redis_server "{target}";\n    }}\n'
-        pass_ = "        nchan_redis_pass bench_redis;\n"
+        # In each location: nchan 1.3.6 ignores it at server level (messages stayed in memory).
+        pass_ = "nchan_redis_pass bench_redis;"
     names = {
         "@MODULE@": str(MODULE),
         "@NOFILE@": str(resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
@@ -75,3 +78,24 @@ def server(storage: str, valkey_url: str) -> Server:
     binary = nginx() or "nginx"
     argv = [binary, "-p", directory, "-e", "stderr", "-c", str(conf)]
     return Server(f"nchan-{storage}", argv, {"PATH": "/usr/sbin:/usr/bin:/bin"}, port, cwd=directory)
+
+
+def wait_ready(port: int, timeout: float = 30.0) -> None:
+    """Wait until nchan answers for its storage: with Redis it connects after nginx is up, and
+    answers 503 until then.  A channel's status (``GET`` on the publisher location) is 404 or 200
+    once storage is reachable."""
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            conn.request("GET", "/pub/bench-ready")
+            status = conn.getresponse().status
+        except OSError:
+            status = 0
+        finally:
+            conn.close()
+        if status in (200, 404):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nchan on port {port} did not reach its storage in {timeout}s (last status {status})")

@@ -2,8 +2,9 @@
 to publish and subscribe.  The reference is always its one process; ours is the service under
 test on the server core (ingest for publish scenarios, gateway for delivery scenarios, or the
 all-in-one process), with auth and ingest as helpers on the load generator's core.  The peers
-(nchan with Redis or memory storage, Pushpin) are their server processes on the server core;
-Pushpin's GRIP origin is a helper on the load generator's core."""
+(nchan with Redis or memory storage, Pushpin) are their server processes on the server core,
+nchan's own Redis placed like the suite's Valkey; Pushpin's GRIP origin is a helper on the load
+generator's core."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 
-from bench import nchan, ours, pushpin, reference
+from bench import machine, nchan, ours, pushpin, reference
 from bench.httpclient import login
 from bench.peers import PEERS
 from bench.procs import Server
 from bench.wire import NCHAN, PUSHPIN, RELAY, Wire
+
+if TYPE_CHECKING:
+    from tests.support.valkey import ValkeyServer
 
 SYSTEMS = ("ours", "reference", *PEERS)
 
@@ -81,6 +86,7 @@ class Deployment:
     auth_port: int = 0
     wire: Wire = RELAY  # how the load generator speaks to it
     scratch: list[str] = field(default_factory=list)  # temporary directories removed on stop
+    stores: list[ValkeyServer] = field(default_factory=list)  # a peer's own Redis, removed on stop
 
     @property
     def label(self) -> str:
@@ -93,6 +99,8 @@ class Deployment:
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()
+        for store in self.stores:
+            store.cleanup()
         for directory in self.scratch:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -167,10 +175,29 @@ async def _deploy_peer(system: str, valkey_url: str) -> Deployment:
         dep.processes, dep.wire = [origin, proxy], PUSHPIN
     else:
         storage = "memory" if system == "nchan-memory" else "redis"
-        main = nchan.server(storage, valkey_url)
-        await asyncio.to_thread(_start_all, [main])
+        stores = [await asyncio.to_thread(_own_store)] if storage == "redis" else []
+        main = nchan.server(storage, stores[0].url if stores else "")
+        try:
+            await asyncio.to_thread(_start_all, [main])
+            await asyncio.to_thread(nchan.wait_ready, main.port)
+        except BaseException:
+            main.stop()
+            for store in stores:
+                store.cleanup()
+            raise
         dep = Deployment(system, "all", f"nginx + nchan, {storage} storage", main.port, main.port, "", main)
-        dep.processes, dep.wire = [main], NCHAN
+        dep.processes, dep.wire, dep.stores = [main], NCHAN, stores
     dep.ws_auth = dep.wire.ws_auth
     dep.scratch = [p.cwd for p in dep.processes]
     return dep
+
+
+def _own_store() -> ValkeyServer:
+    """A private Redis for one peer: the binary and settings the suite's own Valkey has (AOF on,
+    ``appendfsync everysec``, loopback, a fresh data directory), placed like it (not pinned)."""
+    from tests.support.valkey import ValkeyServer
+
+    store = ValkeyServer().start()
+    if store.proc is not None:
+        machine.renice(store.proc.pid)
+    return store

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from bench import nchan, report, wsclient
 from bench.docs_sections import peers_text
@@ -96,7 +97,9 @@ async def test_stopping_a_peer_ends_its_processes_and_directories(peer: Deployme
     """A stopped peer leaves no process and no temporary directory behind."""
     dep = peer
     pids = [pid for p in dep.processes for pid in process_tree(p.pid)]
-    dirs = list(dep.scratch)
+    pids += [s.proc.pid for s in dep.stores if s.proc is not None]  # nchan's own Redis
+    dirs = list(dep.scratch) + [s.dir for s in dep.stores]
+    assert len(dep.stores) == (1 if dep.system == "nchan" else 0)
     assert len(pids) > len(dep.processes)  # nginx's worker, Pushpin's services: children too
     dep.stop()
     assert dirs and _left_behind(pids, dirs) == []
@@ -157,3 +160,16 @@ def test_suite_runs_the_peers_and_reports_them(tmp_path: Path) -> None:
     assert "### Targets (issue 20, against nchan with Redis storage)" in text
     assert len(summary["targets_20"]) == 4
     assert "ours/pushpin" in report.table_text(summary)
+
+
+@pytest.mark.parametrize("peer", ["nchan"], indirect=True)
+async def test_nchan_stores_messages_in_its_own_redis(peer: Deployment, valkey_url: str) -> None:
+    """nchan with Redis storage keeps a published message in its own Redis, not the suite's Valkey."""
+    assert await _publish(peer, "stored", 1) in peer.wire.publish_ok
+    own, suites = aioredis.Redis.from_url(peer.stores[0].url), aioredis.Redis.from_url(valkey_url)
+    try:
+        assert any(b"stored" in key for key in await own.keys("*"))
+        assert await suites.dbsize() == 0
+    finally:
+        await own.aclose()
+        await suites.aclose()
