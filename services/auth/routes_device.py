@@ -10,9 +10,10 @@ person's session and its CSRF token; sign-in refuses forms posted from another o
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -66,8 +67,8 @@ async def _form(request: Request, limits: dict[str, int]) -> dict[str, str]:
     try:
         async with request.form(max_files=0, max_fields=32) as form:
             raw = {name: form.getlist(name) for name in limits}
-    except Exception as exc:  # starlette's MultiPartException and friends: a malformed body
-        raise FormProblem(f"Malformed form: {exc}") from exc
+    except HTTPException as exc:  # starlette's answer to a malformed multipart body
+        raise FormProblem(f"Malformed form: {exc.detail}") from exc
     values: dict[str, str] = {}
     for name, limit in limits.items():
         found = raw[name]
@@ -237,9 +238,10 @@ async def sign_in(request: Request) -> Response:
     except FormProblem as exc:
         return _html(pages.problem("Bad request", exc.reason), 400)
     next_path = safe_next(form.get("next"))
-    user_code = request.query_params.get("user_code", "")
-    if next_path.startswith("/auth/device?"):
-        user_code = next_path.partition("user_code=")[2][:_USER_CODE_MAX]
+    # Shown again on the form if sign-in fails: the code the person arrived with, if any.
+    user_code = ""
+    if urlsplit(next_path).path == "/auth/device":
+        user_code = parse_qs(urlsplit(next_path).query).get("user_code", [""])[0][:_USER_CODE_MAX]
     if not same_origin(request):
         return _html(pages.problem("Forbidden", "This sign-in form came from another site."), 403)
     if "username" not in form or "password" not in form:
@@ -254,6 +256,9 @@ async def sign_in(request: Request) -> Response:
     except (Unauthenticated, Forbidden) as exc:
         status = 401 if isinstance(exc, Unauthenticated) else 403
         return await _sign_in_page(request, user_code, status, exc.detail)
+    previous = session_value(request)
+    if previous is not None:
+        await svc.web.end(previous)  # one session per sign-in: an old (or planted) value dies here
     value = await svc.web.start(user)
     response = RedirectResponse(next_path, status_code=303, headers=PAGE_HEADERS)
     set_session_cookie(response, request, value)

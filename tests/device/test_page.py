@@ -61,6 +61,27 @@ async def test_secure_cookie_when_public_url_is_https(relay_factory) -> None:  #
     assert "secure" in r.headers["set-cookie"].lower()
 
 
+async def test_signing_in_again_ends_the_previous_session(relay: Relay) -> None:
+    """A new sign-in replaces the browser's session: the old cookie value no longer works."""
+    who = await relay.person("kay")
+    old = who.client.cookies.get("pulsar_relay_session")
+    r = await who.sign_in("kay")
+    assert r.status_code == 303
+    assert who.client.cookies.get("pulsar_relay_session") != old
+    async with httpx.AsyncClient(base_url=relay.url, cookies={"pulsar_relay_session": old or ""}) as stale:
+        assert 'action="/auth/device/signin"' in (await stale.get("/auth/device")).text
+
+
+async def test_failed_sign_in_keeps_the_code(relay: Relay) -> None:
+    """A wrong password shows the form again with the user code the person arrived with."""
+    await relay.user("lia")
+    who = Person(relay.url)
+    relay.people.append(who)
+    r = await who.sign_in("lia", "wrong-password", next_path="/auth/device?user_code=BCDF-GHJK")
+    assert r.status_code == 401
+    assert "BCDF-GHJK" in r.text and hidden(r.text, "next") == "/auth/device?user_code=BCDF-GHJK"
+
+
 async def test_wrong_password_signs_nobody_in(relay: Relay) -> None:
     """A wrong password is 401 with the form again and no cookie."""
     await relay.user("erin")
