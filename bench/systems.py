@@ -130,7 +130,7 @@ async def deploy(
     """Start ``system`` for ``role`` ("ingest", "gateway" or "all") on a flushed Valkey and log in."""
     flush(valkey_url)
     if system in PEERS:
-        return await _deploy_peer(system, valkey_url)
+        return await _deploy_peer(system)
     if system == "reference":
         ref = reference.server(valkey_url, max_clients)
         await asyncio.to_thread(_start_all, [ref])
@@ -163,32 +163,30 @@ async def deploy(
     return dep
 
 
-async def _deploy_peer(system: str, valkey_url: str) -> Deployment:
+async def _deploy_peer(system: str) -> Deployment:
     """A peer has no accounts: no login, an empty token, its own wire."""
     reason = missing(system)
     if reason:
         raise RuntimeError(f"{system} cannot run: {reason}")
     if system == "pushpin":
         origin, proxy = pushpin.servers()
-        await asyncio.to_thread(_start_all, [origin, proxy])
         dep = Deployment(system, "all", "pushpin + GRIP origin", proxy.control_port, proxy.port, "", proxy)
         dep.processes, dep.wire = [origin, proxy], PUSHPIN
     else:
         storage = "memory" if system == "nchan-memory" else "redis"
         stores = [await asyncio.to_thread(_own_store)] if storage == "redis" else []
         main = nchan.server(storage, stores[0].url if stores else "")
-        try:
-            await asyncio.to_thread(_start_all, [main])
-            await asyncio.to_thread(nchan.wait_ready, main.port)
-        except BaseException:
-            main.stop()
-            for store in stores:
-                store.cleanup()
-            raise
         dep = Deployment(system, "all", f"nginx + nchan, {storage} storage", main.port, main.port, "", main)
         dep.processes, dep.wire, dep.stores = [main], NCHAN, stores
     dep.ws_auth = dep.wire.ws_auth
     dep.scratch = [p.cwd for p in dep.processes]
+    try:
+        await asyncio.to_thread(_start_all, dep.processes)
+        if dep.wire is NCHAN:
+            await asyncio.to_thread(nchan.wait_ready, dep.under_test.port)
+    except BaseException:
+        dep.stop()
+        raise
     return dep
 
 
