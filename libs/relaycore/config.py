@@ -110,6 +110,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     valkey_tls_ca_file: str = ""
     valkey_pool_size: int = 100
     valkey_timeout: float = 5 * SECONDS
+    # Longest wait for any one Valkey reply: a stalled (not dead) server is answered with a 503
+    # after this, not when it comes back.  Must exceed tail_block and publish_wait_timeout.
+    valkey_command_timeout: float = 3 * SECONDS
+    # /ready's own deadline for its Valkey check (a probe must answer quickly, 503 on a stall).
+    ready_timeout: float = 1 * SECONDS
     # Valkey Cluster seeds ("host:port,host:port"); set, the relay uses the cluster client.  A
     # valkey+cluster://host:port[,host:port] URL in valkey_url does the same.
     valkey_cluster_nodes: str = ""
@@ -534,6 +539,18 @@ def _check_cluster(s: Settings) -> None:
         )
     if (url is not None or s.valkey_cluster_nodes) and s.valkey_db:
         raise ConfigError("PULSAR_VALKEY_DB must be 0 with a Valkey Cluster (a cluster has one database)")
+    if s.valkey_command_timeout <= 0:
+        raise ConfigError(
+            f"PULSAR_VALKEY_COMMAND_TIMEOUT must be greater than 0, got {s.valkey_command_timeout}"
+        )
+    for name in ("tail_block", "publish_wait_timeout"):
+        if name == "publish_wait_timeout" and not s.publish_wait_replicas:
+            continue  # no WAIT is sent
+        if getattr(s, name) >= s.valkey_command_timeout:
+            raise ConfigError(
+                f"{_env(name)} ({getattr(s, name)}s) must be shorter than PULSAR_VALKEY_COMMAND_TIMEOUT"
+                f" ({s.valkey_command_timeout}s): a blocking command waits that long for its reply"
+            )
     if s.publish_wait_replicas and s.publish_wait_timeout <= 0:
         raise ConfigError(
             "PULSAR_PUBLISH_WAIT_TIMEOUT must be greater than 0 when publish_wait_replicas is set"

@@ -81,10 +81,17 @@ def url_of(settings: Settings) -> str:
 
 def _common(settings: Settings) -> dict[str, Any]:
     return {
-        "socket_timeout": None,  # blocking reads (XREADGROUP BLOCK) set their own limits
+        # Every reply is awaited this long at most, so a stalled server fails fast (503) instead
+        # of holding every request for the whole stall; blocking reads (XREADGROUP BLOCK,
+        # WAIT) block for less (config checks it).  A command that timed out is not retried.
+        "socket_timeout": settings.valkey_command_timeout,
         "socket_connect_timeout": settings.valkey_timeout,
         "health_check_interval": 15,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
+        # A lost connection is retried; a timeout is not (the default Retry retries both, which
+        # made every stalled command wait three timeouts).
+        "retry": Retry(
+            ExponentialBackoff(cap=1.0, base=0.05), retries=2, supported_errors=(RedisConnectionError,)
+        ),
         "retry_on_error": [RedisConnectionError],
     }
 

@@ -131,8 +131,12 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
+    ctx = context_of(request)
     try:
-        await context_of(request).backend.ping()
+        async with asyncio.timeout(ctx.settings.ready_timeout):  # a stalled Valkey is not ready
+            await ctx.backend.ping()
+    except TimeoutError:
+        return JSON({"ready": False, "checks": {"storage": "error: no answer in time"}}, 503)
     except (errors.Unavailable, RedisError, OSError) as exc:
         return JSON({"ready": False, "checks": {"storage": f"error: {type(exc).__name__}"}}, 503)
     return JSON({"ready": True, "checks": {"storage": "ok"}})

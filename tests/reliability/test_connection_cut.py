@@ -112,7 +112,9 @@ async def test_tailer_cut_after_delivery_leaves_no_gap(
     url = private_valkey.url
     _, token = await identity(url, "producer")
     ingest = await relay_procs.start("ingest")
-    gw = await relay_procs.start("gateway", PULSAR_GATEWAY_ID="gw-raw", PULSAR_TAIL_BLOCK="30")
+    gw = await relay_procs.start(
+        "gateway", PULSAR_GATEWAY_ID="gw-raw", PULSAR_TAIL_BLOCK="30", PULSAR_VALKEY_COMMAND_TIMEOUT="60"
+    )
     producer = Producer(ingest.url, token)
     topic = TOPICS[0]
     follower = WsFollower("ws", [gw.url], token, [topic])

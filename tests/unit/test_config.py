@@ -366,3 +366,12 @@ def test_plain_http_issuer_is_allowed_on_loopback() -> None:
     """http issuers are accepted on loopback (tests, development) only."""
     s = load(ENV | {"PULSAR_OIDC_PROVIDERS": json.dumps([_PROVIDER | {"issuer": "http://127.0.0.1:9000"}])})
     assert s.oidc_providers[0].issuer == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize("name", ["PULSAR_TAIL_BLOCK", "PULSAR_PUBLISH_WAIT_TIMEOUT"])
+def test_blocking_waits_must_be_shorter_than_the_command_timeout(name: str) -> None:
+    """A blocking read (or WAIT) as long as the Valkey command timeout would time out every time:
+    start-up refuses it, naming both settings."""
+    with pytest.raises(ConfigError, match=f"{name}.*PULSAR_VALKEY_COMMAND_TIMEOUT"):
+        load(ENV | {name: "3", "PULSAR_VALKEY_COMMAND_TIMEOUT": "3", "PULSAR_PUBLISH_WAIT_REPLICAS": "1"})
+    assert load(ENV | {name: "2", "PULSAR_VALKEY_COMMAND_TIMEOUT": "3"}).valkey_command_timeout == 3
