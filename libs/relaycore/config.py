@@ -79,6 +79,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # HTTP server behind `pulsar-relay serve` ("hypercorn" or "uvicorn"); "" = the service's
     # default (pulsar_relay/server.py DEFAULT_SERVER).  `serve --server` wins over it.
     server: Literal["", "hypercorn", "uvicorn"] = ""
+    # /metrics: open on the service's port by default (counts only: no names, ids or payloads).
+    # A token makes it answer only `Authorization: Bearer <token>`; a port moves it to a listener of
+    # its own on `host` (and the service's port answers 404), for a network only Prometheus reaches.
+    metrics_token: str = ""
+    metrics_port: int = 0
     # Development mode: allows an unset or short JWT secret (a random one is generated per process).
     allow_insecure_defaults: bool = False
 
@@ -465,6 +470,11 @@ def _check_ranges(s: Settings) -> None:
     for name in ("port", "valkey_port"):
         if not 0 < getattr(s, name) < 65536:
             raise ConfigError(f"{_env(name)} must be a TCP port (1-65535), got {getattr(s, name)}")
+    if not 0 <= s.metrics_port < 65536 or (s.metrics_port and s.metrics_port == s.port):
+        raise ConfigError(
+            f"PULSAR_METRICS_PORT must be 0 (metrics on the service's port) or another TCP port,"
+            f" got {s.metrics_port}"
+        )
     if s.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(
             f"PULSAR_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {s.log_level!r}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from relaycore.loophist import LoopHistogram
 
@@ -95,3 +97,16 @@ def delivered_total() -> int:
     for family in messages_delivered.collect():
         total += sum(s.value for s in family.samples if s.name.endswith("_total"))
     return int(total)
+
+
+def serve_separately(host: str, port: int) -> Callable[[], None]:
+    """Serve this process's metrics on a listener of their own (``metrics_port``), in a thread;
+    returns what stops it."""
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop

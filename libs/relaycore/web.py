@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -143,6 +144,15 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    settings = context_of(request).settings
+    if settings.metrics_port:  # served on a listener of its own
+        return JSON({"detail": "Not Found"}, 404)
+    if settings.metrics_token:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, b"Bearer " + settings.metrics_token.encode()):
+            return JSON(
+                {"detail": "Metrics need the metrics token"}, 401, headers={"WWW-Authenticate": "Bearer"}
+            )
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
