@@ -184,7 +184,7 @@ class WsFollower(Follower):
 
 class PollFollower(Follower):
     """Long-polls with ``since`` = the cursors of the previous answer (``0-0`` at first), moving
-    to the next gateway on a transport error or a 503."""
+    to the next gateway on a transport error, a 503, or a load balancer's 502/504."""
 
     def __init__(
         self, name: str, urls: Sequence[str], token: str, topics: Sequence[str], *, start: int = 0
@@ -204,7 +204,7 @@ class PollFollower(Follower):
                     r = await self.client.post(url + "/messages/poll", json=body)
                 except httpx.TransportError:
                     r = None
-                if r is None or r.status_code == 503:
+                if r is None or r.status_code in (502, 503, 504):  # 502/504: the balancer's
                     failures += 1
                     if failures > MAX_ATTEMPTS:
                         self.problems.append("gave up polling")
