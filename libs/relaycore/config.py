@@ -100,6 +100,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     refresh_token_idle_lifetime: float = 90 * DAYS
     refresh_token_absolute_lifetime: float = 365 * DAYS
     refresh_token_reuse_grace: float = 10 * SECONDS
+    # A user's sessions beyond this end, least recently used first (password-mode clients start
+    # one per login, about hourly, and never use its refresh token).
+    max_sessions_per_user: int = 1000
     # argon2id cost for stored passwords; hashes made with other values are upgraded at login.
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 64 * KiB
@@ -352,6 +355,7 @@ def _check(s: Settings) -> None:
     positive = (
         "port",
         "access_token_expire_seconds",
+        "max_sessions_per_user",
         "max_messages_per_topic",
         "fanout_partitions",
         "fanout_log_maxlen",

@@ -76,6 +76,7 @@ class Sessions:
         self._idle = settings.refresh_token_idle_lifetime
         self._absolute = settings.refresh_token_absolute_lifetime
         self._grace = settings.refresh_token_reuse_grace
+        self._cap = settings.max_sessions_per_user
 
     async def issue(self, user: User, *, client_hint: str | None = None) -> TokenResponse:
         """A new access token and the first refresh token of a new, independent session."""
@@ -90,7 +91,16 @@ class Sessions:
             expires_at=now + int(self._absolute * 1000),
         )
         await self._store.create(record, hashed, idle=self._idle)
+        if await self._store.count(user.user_id) > self._cap:
+            await self._trim(user.user_id)
         return self._tokens(user, session_id, secret)
+
+    async def _trim(self, user_id: str) -> None:
+        """End the user's least recently used sessions beyond the cap."""
+        records = await self._store.for_user(user_id)
+        records.sort(key=lambda r: (r.last_used_at or r.issued_at, r.issued_at))
+        for record in records[: max(0, len(records) - self._cap)]:
+            await self.end(record.session_id)
 
     async def refresh(self, wire: str) -> TokenResponse:
         """Rotate: a new access token and a new refresh token; 401 for anything else."""

@@ -4,10 +4,15 @@ a password change, deactivation or deletion ending them all.  Bad input is a cle
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
-from tests.auth.conftest import Auth, bearer
+from auth.app import create_app
+from relaycore.config import Settings
+from tests.auth.conftest import Auth, auth_settings, bearer
+from tests.support.serve import running
 
 PASSWORD = "password123"
 
@@ -218,3 +223,25 @@ async def test_session_endpoints_need_a_token(auth: Auth) -> None:
     async with httpx.AsyncClient(base_url=auth.url) as anonymous:
         assert (await anonymous.get("/auth/sessions")).status_code == 401
         assert (await anonymous.delete("/auth/sessions/" + "0" * 32)).status_code == 401
+
+
+async def test_sessions_beyond_the_cap_end_least_recently_used_first(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """With max_sessions_per_user = 3, a fourth login ends the least recently used session (not
+    one refreshed a moment ago), and the user never has more than 3."""
+    settings = auth_settings(settings_factory, max_sessions_per_user=3)
+    async with running(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        auth = Auth(url, client, settings)
+        auth.admin_token = await auth.token("admin", "admin1234")
+        await auth.user("alice")  # its login is alice's first session
+        first, second = await _sign_in(auth, "alice"), await _sign_in(auth, "alice")
+        r = await client.post("/auth/token/refresh", json={"refresh_token": first["refresh_token"]})
+        assert r.status_code == 200
+        refreshed = r.json()
+        third = await _sign_in(auth, "alice")  # the 4th: the auth.user() login goes
+        rows = (await client.get("/auth/sessions", headers=bearer(third["access_token"]))).json()
+        assert {row["jti"] for row in rows} == {_sid(first), _sid(second), _sid(third)}
+        fourth = await _sign_in(auth, "alice")  # now `second` is the least recently used
+        assert await _revoked(auth, second)
+        assert await _works(auth, refreshed) and await _works(auth, third) and await _works(auth, fourth)

@@ -127,3 +127,13 @@ async def test_delete_ends_one_session_only(backend: Backend) -> None:
     assert not await backend.sessions.delete(a.session_id)
     assert not await backend.sessions.alive(a.session_id) and await backend.sessions.alive(b.session_id)
     assert [s.session_id for s in await backend.sessions.for_user("u-alice")] == [b.session_id]
+
+
+async def test_count_covers_the_users_sessions(backend: Backend) -> None:
+    """count() is at least the user's live sessions and counts no other user's."""
+    for _ in range(3):
+        await backend.sessions.create(record("u-carol"), "h", idle=DAY)
+    await backend.sessions.create(record("u-dave"), "h", idle=DAY)
+    assert await backend.sessions.count("u-carol") >= 3
+    assert await backend.sessions.count("u-dave") >= 1
+    assert len(await backend.sessions.for_user("u-carol")) == 3

@@ -89,6 +89,10 @@ class SessionStore(Protocol):
     async def for_user(self, user_id: str) -> list[SessionRecord]:
         """The user's live sessions, oldest first."""
 
+    async def count(self, user_id: str) -> int:
+        """At least the number of the user's live sessions (ended ones may be counted until
+        ``for_user`` next runs)."""
+
     async def delete(self, session_id: str) -> bool:
         """False if it did not exist."""
 

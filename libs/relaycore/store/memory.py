@@ -578,6 +578,9 @@ class MemorySessions:
         live = [s.record for sid in list(self._s) if (s := self._live(sid)) and s.record.user_id == user_id]
         return sorted(live, key=lambda r: (r.issued_at, r.session_id))
 
+    async def count(self, user_id: str) -> int:
+        return sum(1 for s in self._s.values() if s.record.user_id == user_id)
+
     async def delete(self, session_id: str) -> bool:
         return self._s.pop(session_id, None) is not None
 

@@ -96,6 +96,9 @@ class ValkeySessions:
         live = [r for r in records if r is not None and r.user_id == user_id]
         return sorted(live, key=lambda r: (r.issued_at, r.session_id))
 
+    async def count(self, user_id: str) -> int:
+        return int(await self._r.scard(self._k.user_sessions(user_id)))
+
     async def delete(self, session_id: str) -> bool:
         user_id = await self._r.hget(self._k.session(session_id), "user_id")
         removed = await self._r.delete(self._k.session(session_id), self._k.session_old(session_id))
