@@ -66,7 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m bench.pushpin_origin PORT", file=sys.stderr)
         return 2
-    uvicorn.run(app, host="127.0.0.1", port=int(args[0]), log_level="warning", access_log=False)
+    # zurl keeps its connections to the origin open and reuses them; uvicorn's default 5 s keep-alive
+    # closed them under it, and a request sent on a connection being closed came back as a 502.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(args[0]),
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=3600,
+        backlog=4096,
+    )
     return 0
 
 

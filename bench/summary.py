@@ -98,6 +98,7 @@ METRICS = [
     Metric(2, "s2_p99", "50 producers: latency p99", "ms", _get("latency", "p99_ms"), False),
     Metric(3, "s3_mps", "bulk x100: messages/s", "msg/s", _get("messages_per_s")),
     Metric(4, "s4_sat", "fan-out 1,000: deliveries/s (burst)", "/s", _get(S)),
+    Metric(4, "s4_burst_share", "fan-out: burst share delivered", "", _delivered_share("burst")),
     Metric(4, "s4_sustained", "fan-out: highest steady rate kept up", "/s", _sustained("steps")),
     Metric(4, "s4_half_rate", "fan-out: half-load step", "/s", _get("half_load", "deliveries_per_s")),
     Metric(
@@ -121,6 +122,7 @@ METRICS = [
         False,
     ),
     Metric(5, "s5_sat", "200 topics: deliveries/s (burst)", "/s", _get(S)),
+    Metric(5, "s5_burst_share", "200 topics: burst share delivered", "", _delivered_share("burst")),
     Metric(5, "s5_sustained", "200 topics: highest steady rate kept up", "/s", _sustained("curve")),
     Metric(
         5, "s5_rate_p99_50", "200 topics: highest pub/s with p99 ≤ 50 ms", "pub/s", _highest_rate("curve", 50)
