@@ -114,6 +114,11 @@ class ProviderClient:
         body = self._json(response, "token endpoint", allow_error=True)
         if response.status_code in (400, 401):
             error = str(body.get("error", "invalid_request"))[:100]
+            if error in ("invalid_client", "unauthorized_client"):
+                # the relay's own registration is wrong: the operator's problem, not the person's
+                raise self._fault(
+                    f"it refused the relay's client credentials ({error}): check client_id and client_secret"
+                )
             raise BadRequest(
                 f"The identity provider '{self.provider.label}' refused the sign-in code: {error}"
             )

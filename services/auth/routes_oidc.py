@@ -11,8 +11,8 @@ username collision, 502 a provider that is down or slow).
 The console keeps its token in ``sessionStorage`` and sends no cookie to the API.  After an OIDC
 sign-in it reads ``GET /auth/web/session`` (who is signed in, and the session's CSRF token) and
 trades the session for an access token with ``POST /auth/web/token`` and that token in the
-``X-CSRF-Token`` header: no token ever travels in a URL, and another site can neither read the
-CSRF token nor send the header."""
+``X-CSRF-Token`` header (the session ends there): no token ever travels in a URL, and another
+site can neither read the CSRF token nor send the header."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from auth.federation import Federation
 from auth.routes_http import caller, client_address, decode, json_body, service
 from auth.routes_web import (
     PAGE_HEADERS,
+    clear_session_cookie,
     public_base,
     safe_next,
     same_origin,
@@ -148,7 +149,9 @@ async def web_session(request: Request) -> Response:
 
 async def web_token(request: Request) -> Response:
     """An access token for the browser session's user (no refresh token: the page keeps it for
-    this tab only).  Needs the session cookie and its CSRF token in ``X-CSRF-Token``."""
+    this tab only).  Needs the session cookie and its CSRF token in ``X-CSRF-Token``.  The browser
+    session is traded, not kept: it ends here, so signing out of the console leaves no sign-in
+    behind in the browser."""
     svc = service(request)
     value = session_value(request)
     user = await svc.web.user(value)
@@ -157,8 +160,11 @@ async def web_token(request: Request) -> Response:
     if not same_origin(request) or not svc.web.csrf_ok(value, request.headers.get("x-csrf-token", "")[:128]):
         raise Forbidden("Missing or wrong X-CSRF-Token header for this browser session")
     issued = await svc.sessions.issue(user, client_hint="operator console (browser sign-in)")
+    await svc.web.end(value)
     token = TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
-    return JSON(token, headers=_NO_STORE)
+    response = JSON(token, headers=_NO_STORE)
+    clear_session_cookie(response, request)
+    return response
 
 
 # --- administration

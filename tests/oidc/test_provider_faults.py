@@ -108,3 +108,13 @@ async def test_id_token_checks(idp: IdentityProvider) -> None:
         )
         with pytest.raises(BadGateway, match="names issuer"):
             await wrong_issuer.verify(token, "n-1")
+
+
+async def test_wrong_client_secret_is_a_502_for_the_operator(oidc_factory, idp) -> None:
+    """A provider refusing the relay's own client credentials is the relay's misconfiguration:
+    502 saying to check client_id and client_secret, not a 400 blaming the person."""
+    oidc = await oidc_factory([provider_config(idp, client_secret="not-the-registered-secret")])
+    idp.register(CLIENT_ID, f"{oidc.relay.url}/auth/oidc/test/callback", CLIENT_SECRET)
+    r = await oidc.sign_in("yves")
+    assert r.status_code == 502, r.text
+    assert "invalid_client" in r.json()["detail"] and "client_secret" in r.json()["detail"]

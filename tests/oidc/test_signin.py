@@ -309,6 +309,10 @@ async def test_console_token_from_the_browser_session(oidc: OidcRelay) -> None:
     assert body["refresh_token"] is None and body["token_type"] == "bearer"
     me = await oidc.client.get("/auth/me", headers=bearer(body["access_token"]))
     assert me.json()["username"] == "rose"
+    # traded, the browser session is over: nothing is left signed in in this browser
+    assert (await who.get("/auth/web/session")).json()["signed_in"] is False
+    r = await who.post("/auth/web/token", headers={"X-CSRF-Token": session["csrf_token"]})
+    assert r.status_code == 401
 
 
 async def test_sign_ins_started_per_address_are_limited(oidc_factory) -> None:
