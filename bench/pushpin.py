@@ -7,11 +7,13 @@ publish API on the handler's control port, which fans each message out itself.""
 
 from __future__ import annotations
 
+import asyncio
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.machine import LOADGEN_CORE
@@ -84,3 +86,26 @@ def servers() -> tuple[Server, ProxyServer]:
     proxy = ProxyServer("pushpin", argv, {"PATH": "/usr/sbin:/usr/bin:/bin"}, port, cwd=directory)
     proxy.control_port = control_port
     return origin, proxy
+
+
+async def wait_ready(port: int, limit: float = 30.0) -> None:
+    """Wait until a WebSocket subscribes through Pushpin end to end (Pushpin, zurl, the origin and
+    the handler's subscription), as the scenarios' subscribers will."""
+    from bench import wsclient
+    from bench.wire import PUSHPIN
+
+    target = PUSHPIN.ws_target(["bench-ready"])
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            conn = await wsclient.subscribe(
+                "127.0.0.1", port, "", ["bench-ready"], wsclient.Deliveries(), auth="none",
+                path=target.path, send_subscribe=False, await_confirm=True, handshake_limit=5.0,
+            )  # fmt: skip
+        except (OSError, TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Pushpin on port {port} did not subscribe a WebSocket: {exc}") from exc
+            await asyncio.sleep(0.1)
+        else:
+            conn.close()
+            return

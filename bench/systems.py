@@ -184,6 +184,8 @@ async def _deploy_peer(system: str) -> Deployment:
         await asyncio.to_thread(_start_all, dep.processes)
         if dep.wire is NCHAN:
             await asyncio.to_thread(nchan.wait_ready, dep.under_test.port)
+        else:
+            await pushpin.wait_ready(dep.under_test.port)
     except BaseException:
         dep.stop()
         raise
