@@ -21,17 +21,29 @@ SECTIONS = (
 )
 
 
-def replace_section(title: str, body: str, path: Path | None = None) -> None:
-    path = path or PAGE
-    header = f"## {title}"
-    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks", ""]
-    start = next((i for i, line in enumerate(lines) if line.strip() == header), None)
-    block = [header, "", *body.strip("\n").splitlines(), ""]
+def _section(lines: list[str], title: str) -> tuple[int, int] | None:
+    """The line range of ``## title`` up to the next ``## `` heading, or None."""
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"## {title}"), None)
     if start is None:
-        new = [*lines, *([""] if lines and lines[-1] else []), *block]
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return start, end
+
+
+def replace_section(title: str, body: str, path: Path | None = None, after: str | None = None) -> None:
+    """Replace ``## title`` in place; a new section goes right after section ``after`` when the
+    page has it, else at the end."""
+    path = path or PAGE
+    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks", ""]
+    block = [f"## {title}", "", *body.strip("\n").splitlines(), ""]
+    found = _section(lines, title)
+    anchor = _section(lines, after) if after else None
+    if found is not None:
+        new = [*lines[: found[0]], *block, *lines[found[1] :]]
+    elif anchor is not None:
+        new = [*lines[: anchor[1]], *block, *lines[anchor[1] :]]
     else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = [*lines[:start], *block, *lines[end:]]
+        new = [*lines, *([""] if lines and lines[-1] else []), *block]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(new).rstrip("\n") + "\n")
 
@@ -238,7 +250,9 @@ def write(info: dict[str, Any], summary: dict[str, Any], plot: Path | None) -> N
     replace_section("Side-by-side suite", setup_text(info, summary))
     replace_section("Results against the reference", results_text(summary))
     if summary.get("peers"):
-        replace_section("Results against the peers", peers_text(summary))
+        replace_section(
+            "Results against the peers", peers_text(summary), after="Results against the reference"
+        )
     replace_section("Latency against load", latency_text(info, plot))
     if summary.get("reference_scenarios"):
         replace_section("The reference's own scenarios", reference13_text(summary))
