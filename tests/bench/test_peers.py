@@ -1,7 +1,8 @@
-"""The benchmark's peers started for real (nginx with nchan on Redis and on memory, Pushpin with
-its GRIP origin) on free ports: one message published through each one's own API reaches one
-WebSocket subscriber, and one long-poller where the peer has long-poll.  Skipped only when the
-peer's Debian package cannot be installed here."""
+"""The benchmark's peers started for real (nginx with nchan on its own Redis and on memory, Pushpin
+with its GRIP origin) on free ports: one message published through each one's own API reaches
+one WebSocket subscriber, and one long-poller where the peer has long-poll; a stopped peer leaves
+nothing behind; the suite drives them and reports them, and skips one that is not installed.
+Skipped only when the peer's Debian package cannot be installed here."""
 
 from __future__ import annotations
 
