@@ -41,9 +41,9 @@ def ensure_provider() -> str:
 class IdentityProvider:
     """One provider process; ``issuer`` is its URL.  ``stop()`` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         node = ensure_provider()
-        self.port = free_port()
+        self.port = port or free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         fd, self._log = tempfile.mkstemp(prefix="oidc-provider-", suffix=".log")
         self.proc = subprocess.Popen(

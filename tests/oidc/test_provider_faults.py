@@ -3,6 +3,7 @@ at once with a clear 502/400, never hangs and never answers 500."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
@@ -118,3 +119,25 @@ async def test_wrong_client_secret_is_a_502_for_the_operator(oidc_factory, idp) 
     r = await oidc.sign_in("yves")
     assert r.status_code == 502, r.text
     assert "invalid_client" in r.json()["detail"] and "client_secret" in r.json()["detail"]
+
+
+@pytest.mark.slow
+async def test_provider_key_rotation_needs_no_restart(oidc_factory) -> None:
+    """After the provider starts signing with a new key, the relay fetches its JWKS again on the
+    unknown key id (at most every 10 s) and the next sign-in works."""
+    own = IdentityProvider()
+    try:
+        oidc = await oidc_factory([provider_config(own)])
+        redirect = f"{oidc.relay.url}/auth/oidc/test/callback"
+        own.register(CLIENT_ID, redirect, CLIENT_SECRET)
+        assert (await oidc.sign_in("zoe")).status_code == 303  # JWKS fetched and cached
+        port = own.port
+        own.stop()
+        own = IdentityProvider(port=port)  # same issuer, a new signing key
+        own.register(CLIENT_ID, redirect, CLIENT_SECRET)
+        await asyncio.sleep(10)  # past the JWKS refetch floor
+        who = oidc.browser()
+        assert (await oidc.sign_in("zoe", who)).status_code == 303
+        assert (await who.get("/auth/web/session")).json()["username"] == "zoe"
+    finally:
+        own.stop()

@@ -11,7 +11,8 @@
 //   POST /interaction/<uid>/abort     the person refuses: the client gets error=access_denied
 // An account `<login>` has sub `id-<login>`; a login containing "@" is an email address with no
 // preferred_username, any other login is the preferred_username with email `<login>@example.org`.
-// Consent is granted implicitly for every requested scope.
+// Consent is granted implicitly for every requested scope.  Each process signs with a new key of
+// its own id, so a restart on the same port is a key rotation.
 
 import crypto from "node:crypto";
 import http from "node:http";
@@ -88,7 +89,7 @@ function claimsOf(login) {
 }
 
 const { privateKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: "jwk" }), kid: "test-key-1", alg: "RS256", use: "sig" };
+const signingKey = { ...privateKey.export({ format: "jwk" }), kid: `test-key-${crypto.randomBytes(4).toString("hex")}`, alg: "RS256", use: "sig" };
 
 const provider = new Provider(issuer, {
   adapter: MemoryStore,
