@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	touch $@
 
-.PHONY: install lock valkey peers js lint typecheck test test-min test-cluster test-fast run stack bench all fmt clean
+.PHONY: install lock valkey peers js lint typecheck test test-min test-docker test-cluster test-fast run stack bench all fmt clean
 install: $(VENV)/.installed
 
 # uv alone (as locked), so that a pyproject.toml the current lock conflicts with can still be locked.
@@ -78,8 +78,21 @@ js:
 	  npm install --silent --prefix tests/oidc/provider --no-audit --no-fund --no-package-lock || \
 	  echo "npm not found: the JavaScript example, console browser and OIDC tests will be skipped"
 
+# tests/docker runs under `make test-docker`, which starts the engine and builds the images first.
 test: install valkey js lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/docker
+
+# Real containers: a Docker engine (tests/docker/engine.sh installs Debian's docker.io and starts
+# dockerd when it can; without any way to get one this says so and succeeds), the images built once
+# from deploy/Dockerfile (deploy/build-images.sh; Debian-made bases where no registry answers), then
+# the one-container image and compose tests, and the storage suite against a Valkey container.
+DOCKER_VALKEY = $$(docker image inspect valkey/valkey:8-alpine >/dev/null 2>&1 && echo valkey/valkey:8-alpine || echo pulsar-relay-offline/valkey)
+test-docker: install valkey
+	@sh tests/docker/engine.sh; rc=$$?; \
+	  if [ $$rc -eq 3 ]; then echo "make test-docker: SKIPPED, no Docker engine can run on this machine"; exit 0; fi; \
+	  test $$rc -eq 0 && deploy/build-images.sh && \
+	  TESTCONTAINERS_RYUK_DISABLED=true RELAY_TEST_VALKEY_IMAGE=$(DOCKER_VALKEY) \
+	    $(PY) -m pytest -p no:cacheprovider tests/docker tests/contract/test_store_messages.py
 
 test-cluster: install valkey
 	$(PY) -m pytest -q tests/cluster
@@ -87,11 +100,12 @@ test-cluster: install valkey
 test-fast: install valkey
 	$(PY) -m pytest -x -q -m "not slow"
 
+# PORT=9000 (and for stack GATEWAYS=3) to choose; the defaults are 8080 and 2.
 run: install
-	$(VENV)/bin/pulsar-relay dev
+	$(VENV)/bin/pulsar-relay dev $(if $(PORT),--port $(PORT))
 
 stack: install valkey
-	$(VENV)/bin/pulsar-relay stack
+	$(VENV)/bin/pulsar-relay stack $(if $(PORT),--port $(PORT)) $(if $(GATEWAYS),--gateways $(GATEWAYS))
 
 # The benchmark's peers from Debian packages when missing: nginx with nchan, and Pushpin (the
 # suite skips, with a line saying why, a peer it cannot find).

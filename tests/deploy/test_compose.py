@@ -102,13 +102,25 @@ def test_valkey_keeps_an_aof_volume(resolved: dict[str, Any]) -> None:
     assert "appendonly yes" in (ROOT / "deploy" / "valkey.conf").read_text()
 
 
+def port_of(port: dict[str, Any] | str) -> tuple[str, str, str]:
+    """(host address, published, target) from Compose v2's long form or v1's "addr:pub:target"."""
+    if isinstance(port, str):
+        host_ip, published, target = port.split(":")
+        return host_ip, published, target.split("/")[0]
+    return str(port.get("host_ip", "0.0.0.0")), str(port["published"]), str(port["target"])
+
+
 def test_haproxy_is_the_only_published_port(resolved: dict[str, Any]) -> None:
     """Clients reach the relay only through HAProxy on 8080 (PULSAR_HTTP_PORT changes the host side)."""
     published = {name: s["ports"] for name, s in resolved["services"].items() if s.get("ports")}
     assert list(published) == ["haproxy"]
     (port,) = published["haproxy"]
-    assert (str(port["published"]), str(port["target"])) == ("8080", "8080")
+    host_ip, published_port, target = port_of(port)
+    assert (published_port, target) == ("8080", "8080")
+    assert host_ip == "0.0.0.0"
     assert config(PULSAR_JWT_SECRET_KEY=SECRET, PULSAR_HTTP_PORT="9090").stdout.count("9090") >= 1
+    # PULSAR_HTTP_ADDR publishes on one address only (the container tests use loopback).
+    assert "127.0.0.1" in config(PULSAR_JWT_SECRET_KEY=SECRET, PULSAR_HTTP_ADDR="127.0.0.1").stdout
 
 
 def test_tls_override_adds_a_tls_listener(tmp_path: Path) -> None:
@@ -118,7 +130,7 @@ def test_tls_override_adds_a_tls_listener(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lb = yaml.safe_load(result.stdout)["services"]["haproxy"]
     assert lb["environment"]["RELAY_TLS_CERT"] == "/usr/local/etc/haproxy/certs/"
-    assert {(str(p["published"]), str(p["target"])) for p in lb["ports"]} == {
+    assert {port_of(p)[1:] for p in lb["ports"]} == {
         ("8080", "8080"),
         ("443", "8443"),
     }

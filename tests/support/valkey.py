@@ -112,12 +112,16 @@ class ValkeyServer:
 
 
 class ContainerValkey:
-    """Fallback where Docker runs but no server binary exists."""
+    """Valkey in a container (testcontainers): where Docker runs but no server binary exists, or
+    where RELAY_TEST_VALKEY_IMAGE names the image (``make test-docker`` runs the storage suite so)."""
 
-    def __init__(self) -> None:
-        from testcontainers.redis import RedisContainer
+    def __init__(self, image: str = "valkey/valkey:8") -> None:
+        try:
+            from testcontainers.community.redis import RedisContainer
+        except ImportError:  # testcontainers before the community packages
+            from testcontainers.redis import RedisContainer
 
-        self._c = RedisContainer("valkey/valkey:8")
+        self._c = RedisContainer(image)
 
     def start(self) -> ContainerValkey:
         self._c.start()
@@ -132,6 +136,9 @@ class ContainerValkey:
 
 
 def start_any() -> ValkeyServer | ContainerValkey:
+    image = os.environ.get("RELAY_TEST_VALKEY_IMAGE")
+    if image:
+        return ContainerValkey(image).start()
     if server_binary() is not None:
         return ValkeyServer().start()
     return ContainerValkey().start()
