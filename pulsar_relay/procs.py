@@ -167,6 +167,19 @@ class ProcessGroup:
     def dead(self) -> Child | None:
         return next((c for c in self.children if not c.running()), None)
 
+    def respawn(self, child: Child) -> Child:
+        """Start ``child`` again with the same command, environment and log (so the same port)."""
+        if child.proc is not None and child.proc.stdout is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(child.proc.stdout)
+            child.proc.stdout.close()
+        child._partial = b""
+        child.start()
+        if child.proc is not None and child.proc.stdout is not None:
+            os.set_blocking(child.proc.stdout.fileno(), False)
+            self._sel.register(child.proc.stdout, selectors.EVENT_READ, child)
+        return child
+
     def wait_until(self, child: Child, ready: Callable[[], bool], timeout: float, what: str) -> None:
         """Block until ``ready()`` holds; ``StartError`` if ``child`` exits or time runs out."""
         deadline = time.monotonic() + timeout

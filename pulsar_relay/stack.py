@@ -5,12 +5,14 @@ tests start."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -20,6 +22,10 @@ from pulsar_relay.dev import display_host, login_command, secrets_env
 from pulsar_relay.devdata import DevData
 from pulsar_relay.localvalkey import LocalValkey, server_binary
 from pulsar_relay.procs import Child, ProcessGroup, StartError, free_port, http_ok, port_is_free
+
+# A child that exits this many times within the window is not restarted again.
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60.0
 
 
 class Stack:
@@ -57,6 +63,7 @@ class Stack:
         self._specs: dict[str, tuple[str, dict[str, str]]] = {}
         self._any_port = port is None
         self.runtime: haproxy.Runtime | None = None
+        self._haproxy_addresses: haproxy.Addresses | None = None
 
     @property
     def url(self) -> str:
@@ -149,13 +156,30 @@ class Stack:
         lb = self.group.start(haproxy.child(self.haproxy_config, env, self._log("haproxy")))
         runtime = haproxy.Runtime(addresses.runtime_socket)
         self.group.wait_until(lb, addresses.runtime_socket.exists, timeout, "runtime socket")
-        for k, address in enumerate(gateways[1:], start=2):
-            runtime.set_server("gateway", f"gw{k}", address)
+        self._haproxy_addresses = addresses
+        self._point_gateway_slots(lb, runtime, timeout)
         self.runtime = runtime
         self.group.wait_until(
             lb, lambda: runtime.all_up(["auth", "ingest", "gateway"]), timeout, "servers up"
         )
         self.group.wait_until(lb, lambda: http_ok(f"{self.url}/health"), timeout, f"{self.url}/health")
+
+    def _point_gateway_slots(self, lb: Child, runtime: haproxy.Runtime, timeout: float) -> None:
+        assert self._haproxy_addresses is not None
+        self.group.wait_until(lb, self._haproxy_addresses.runtime_socket.exists, timeout, "runtime socket")
+        for k, address in enumerate(self._haproxy_addresses.gateways[1:], start=2):
+            runtime.set_server("gateway", f"gw{k}", address)
+
+    def revive(self, child: Child, timeout: float = 30.0) -> None:
+        """Start a child that exited again, as supervisord or compose would: the same command, so
+        the same port, data and identity; HAProxy gets its gateway slots pointed again."""
+        addresses = self._haproxy_addresses
+        if child.name == "haproxy" and addresses is not None:
+            # The new HAProxy's socket, not the one the dead process left behind.
+            addresses.runtime_socket.unlink(missing_ok=True)
+        self.group.respawn(child)
+        if child.name == "haproxy" and self.runtime is not None:
+            self._point_gateway_slots(child, self.runtime, timeout)
 
     def stop(self) -> None:
         self.group.stop()
@@ -194,8 +218,10 @@ def run(
     config_file: str | None,
     out: TextIO = sys.stdout,
 ) -> int:
-    """The CLI: start, print where everything is, copy the children's output until Ctrl-C/SIGTERM
-    or until one of them dies, then stop everything."""
+    """The CLI: start, print where everything is, copy the children's output until Ctrl-C/SIGTERM,
+    then stop everything.  A child that dies is started again (same port, data and identity) and
+    the rest keep serving; one that dies RESTART_LIMIT times within RESTART_WINDOW seconds stops
+    the stack, as supervisord gives up on a program that keeps failing."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     stack = Stack(
         data_dir=data_dir,
@@ -209,11 +235,26 @@ def run(
         stack.start()
         out.write(stack.describe() + "\n")
         out.flush()
-        while (dead := stack.group.dead()) is None:
+        deaths: dict[str, list[float]] = {}
+        while True:
             stack.group.pump(0.5)
-        code = dead.proc.returncode if dead.proc else None
-        print(f"pulsar-relay stack: {dead.name} exited (code {code}); stopping the stack", file=sys.stderr)
-        return 1
+            dead = stack.group.dead()
+            if dead is None:
+                continue
+            code = dead.proc.returncode if dead.proc else None
+            now = time.monotonic()
+            recent = [t for t in deaths.get(dead.name, []) if now - t < RESTART_WINDOW] + [now]
+            deaths[dead.name] = recent
+            if len(recent) >= RESTART_LIMIT:
+                print(
+                    f"pulsar-relay stack: {dead.name} exited (code {code}) {len(recent)} times in"
+                    f" {RESTART_WINDOW:.0f}s; stopping the stack",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"pulsar-relay stack: {dead.name} exited (code {code}); restarting it", file=sys.stderr)
+            with contextlib.suppress(StartError):  # died again while starting: counted next round
+                stack.revive(dead)
     except KeyboardInterrupt:
         return 0
     finally:

@@ -87,6 +87,58 @@ def test_stack_command_scales_gateways_and_ctrl_c_stops_all(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_stack_restarts_a_dead_child_and_the_rest_keep_serving(tmp_path: Path) -> None:
+    """A SIGKILLed gateway (then HAProxy) is started again on its port while the rest serve: the
+    "a gateway crashed" runbook can be tried on `make stack`; Ctrl-C still stops everything."""
+    require_tools(haproxy=True)
+    stack = StackCommand(tmp_path, "--gateways", "2")
+    try:
+        printed = stack.ready()
+        pids = stack.pids()
+        found = re.search(r"gateway-1\s+(http://127\.0\.0\.1:\d+)\s+pid (\d+)", printed)
+        assert found, printed
+        gateway_url, gateway_pid = found.group(1), int(found.group(2))
+        base = f"http://127.0.0.1:{stack.port}"
+        os.kill(gateway_pid, signal.SIGKILL)
+        with httpx.Client(base_url=base, timeout=10) as http:
+            # The other gateway, auth and ingest answer while gateway-1 is down or restarting.
+            for _ in range(10):
+                assert http.get("/health").status_code == 200
+                assert http.post("/messages/poll", json={}).status_code == 401
+            wait_for(lambda: _answers(gateway_url + "/health"), "gateway-1 back on its port", within=60)
+            wait_for(
+                lambda: (
+                    {http.get("/messages/poll/stats").headers["X-Relay-Route"] for _ in range(6)}
+                    == {"gateway/gw1", "gateway/gw2"}
+                ),
+                "HAProxy routes to both gateways again",
+                within=30,
+            )
+            haproxy_pid = pids[-1]
+            os.kill(haproxy_pid, signal.SIGKILL)
+            wait_for(lambda: _answers(base + "/health"), "HAProxy back on the stack's port", within=60)
+            routes = {http.get("/messages/poll/stats").headers["X-Relay-Route"] for _ in range(6)}
+            assert routes == {"gateway/gw1", "gateway/gw2"}, "the restarted HAProxy serves both slots"
+        assert stack.proc.poll() is None, stack.err.read_text()[-3000:]
+        err = stack.err.read_text()
+        assert "gateway-1 exited (code -9); restarting it" in err, err[-3000:]
+        assert "haproxy exited (code -9); restarting it" in err, err[-3000:]
+        stack.proc.send_signal(signal.SIGINT)
+        assert stack.proc.wait(60) == 0, stack.err.read_text()[-3000:]
+        assert [p for p in pids if not gone(p)] == []
+        assert not _answers(gateway_url + "/health"), "the restarted gateway stopped with the stack"
+    finally:
+        stack.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.slow
 def test_stack_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
     """A SIGKILLed launcher's children still stop: nothing keeps the Valkey data or the ports."""
     require_tools(haproxy=True)
@@ -192,3 +244,20 @@ def test_stack_refuses_a_busy_port(tmp_path: Path) -> None:
         )
     assert result.returncode == 2 and "in use" in result.stderr, result.stderr
     assert not (tmp_path / "d" / "valkey").exists()
+
+
+@pytest.mark.parametrize("target", ["run", "stack"])
+def test_make_run_and_stack_take_a_port(target: str) -> None:
+    """`make run PORT=9123` and `make stack PORT=9123` pass the port to the command."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        ["make", "-n", "-C", str(root), target, "PORT=9123", "GATEWAYS=3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    command = next(line for line in result.stdout.splitlines() if "bin/pulsar-relay " in line)
+    assert "--port 9123" in command, result.stdout
+    if target == "stack":
+        assert "--gateways 3" in command, result.stdout
