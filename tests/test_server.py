@@ -106,3 +106,46 @@ def test_gc_is_tuned_for_many_short_lived_objects() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_sigterm_answers_a_long_poll_in_flight_at_once_and_exits_within_two_seconds(
+    valkey_url: str, server: str
+) -> None:
+    """A long-poll waiting when the gateway is asked to stop gets its normal (empty) answer at
+    once, not a 500 after the server's grace period, and the process exits 0 within 2 s."""
+    settings = make_settings(valkey_url)
+    backend = ValkeyBackend(settings)
+    _, token = await make_user(backend, "alice", ["read"])
+    await backend.close()
+    env = {
+        "PULSAR_JWT_SECRET_KEY": TEST_SECRET,
+        "PULSAR_VALKEY_URL": valkey_url,
+        "PULSAR_FANOUT_PARTITIONS": "4",
+    }
+    proc = RelayProcess("gateway", env, extra_args=["--server", server]).start()
+    try:
+        assert proc.proc is not None
+        async with httpx.AsyncClient(base_url=proc.url, timeout=60) as http:
+            body = {"topics": ["t"], "timeout": 30}
+            waiting = asyncio.create_task(http.post("/messages/poll", json=body, headers=bearer(token)))
+            await asyncio.sleep(1.0)  # the poll is waiting in the gateway
+            assert not waiting.done()
+            loop = asyncio.get_running_loop()
+            asked = loop.time()
+            proc.proc.send_signal(signal.SIGTERM)
+            answer = await waiting
+            answered_in = loop.time() - asked
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["messages"] == [] and set(answer.json()["cursors"]) == {"t"}
+        assert answered_in < 1.0, f"answered {answered_in:.2f}s after SIGTERM"
+        code = await asyncio.to_thread(proc.proc.wait, 30)
+        exited_in = loop.time() - asked
+        assert code == 0, proc.output()
+        assert exited_in < 2.0, f"exited {exited_in:.2f}s after SIGTERM\n{proc.output()}"
+    finally:
+        proc.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

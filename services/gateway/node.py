@@ -83,6 +83,7 @@ class Node:
         self.sessions: set[Session] = set()
         self.waiters: set[Waiter] = set()
         self._drained = asyncio.Event()  # set whenever the last session ends
+        self.draining = False  # asked to stop: long-polls are answered at once
         self.generation = 0  # bumped on every access change, so checks can tell they raced one
         self._tasks: list[asyncio.Task[None]] = []
         self._checks: set[asyncio.Task[None]] = set()
@@ -102,7 +103,12 @@ class Node:
 
     async def drain(self) -> None:
         """Close every WebSocket with 1001 (going away) and give them a moment to go.  Called as
-        soon as the process is asked to stop, so clients reconnect elsewhere at once."""
+        soon as the process is asked to stop, so clients reconnect elsewhere at once.  Long-polls
+        waiting now (or arriving from here on) get their normal answer at once, with what they
+        have, so the server's graceful shutdown has nothing left to wait for."""
+        self.draining = True
+        for waiter in list(self.waiters):
+            waiter.arrived.set()
         for session in list(self.sessions):
             session.outbox.close(protocol.GOING_AWAY)
         if self.sessions:
@@ -172,6 +178,8 @@ class Node:
 
     def add_waiter(self, waiter: Waiter) -> None:
         self.waiters.add(waiter)
+        if self.draining:
+            waiter.arrived.set()
         for t in waiter.topics:
             self.hub.add(t, waiter)
 
