@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from relaycore import names
+from relaycore import envnames, names
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
@@ -172,6 +172,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     device_code_rate_limit: int = 30
     web_session_lifetime: float = 8 * HOURS  # a browser sign-in (cookie) on the relay's pages
 
+    # PULSAR_* variables that are meant for other programs (comma-separated, PREFIX_* for a
+    # prefix), besides the built-in list of relaycore.envnames; any other PULSAR_* variable that
+    # is not a setting stops start-up as a likely typo.
+    env_allow: str = ""
+
     # --- bootstrap admin
     bootstrap_admin_username: str = ""
     bootstrap_admin_password: str = ""
@@ -291,19 +296,20 @@ def _coerce(name: str, value: Any, shown: str) -> Any:
     return value
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, tuple[Any, str]], list[str]]:
+    """The settings among the ``PULSAR_*`` variables, and the other ``PULSAR_*`` variables."""
     fields = set(Settings.__struct_fields__)
     found: dict[str, tuple[Any, str]] = {}
+    strays: list[str] = []
     for var, raw in environ.items():
         if not var.startswith(ENV_PREFIX) or var == "PULSAR_CONFIG_FILE":
             continue
         name = var[len(ENV_PREFIX) :].lower()
         if name not in fields:
-            # Other tools (the pulsar-relay client, the reference server) share the prefix.
-            log.debug("ignoring %s: not a relay setting", var)
+            strays.append(var)
             continue
         found[name] = (raw, var)
-    return found
+    return found, sorted(strays)
 
 
 def load(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
@@ -321,12 +327,16 @@ def load(environ: Mapping[str, str] | None = None, config_file: str | Path | Non
     if path is not None:
         merged.update(_flatten(read_file(path), str(path)))
     file_keys = set(merged)
-    merged.update(_from_env(env))
+    from_env, strays = _from_env(env)
+    merged.update(from_env)
 
     fields = set(Settings.__struct_fields__)
     unknown = sorted(merged[k][1] for k in merged if k not in fields)
     if unknown:
         raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+    allow = envnames.patterns(str(merged.get("env_allow", ("", ""))[0]))
+    if strays := [v for v in strays if not envnames.allowed(v, allow)]:
+        raise ConfigError(envnames.explain(strays, (_env(name) for name in fields)))
 
     values = {name: _coerce(name, value, shown) for name, (value, shown) in merged.items()}
     try:

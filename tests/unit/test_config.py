@@ -4,7 +4,10 @@ name the key, durations, the JWT-secret guard, and the shipped example and refer
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,9 +202,60 @@ def test_env_booleans_and_numbers() -> None:
     assert load(ENV | {"PULSAR_VALKEY_USE_TLS": "0"}).valkey_use_tls is False
 
 
-def test_other_pulsar_variables_are_ignored() -> None:
-    """PULSAR_* variables that are not settings (the client's, say) do not stop start-up."""
-    assert load(ENV | {"PULSAR_RELAY_URL": "http://x", "PULSAR_CONFIG_FILE": ""}).port == 8080
+def test_other_programs_pulsar_variables_are_allowed() -> None:
+    """The client's PULSAR_RELAY_*, Pulsar's PULSAR_CONFIG_* and compose's variables do not stop start-up."""
+    others = {
+        "PULSAR_RELAY_URL": "http://x",
+        "PULSAR_RELAY_ALLOW_INSECURE": "1",
+        "PULSAR_CONFIG_FILE": "",
+        "PULSAR_CONFIG_DIR": "/etc/pulsar",
+        "PULSAR_CONFIG_PRIVATE_TOKEN": "x",
+        "PULSAR_HTTP_PORT": "8080",
+        "PULSAR_VALKEY_IMAGE": "valkey/valkey:8-alpine",
+    }
+    assert load(ENV | others).port == 8080
+
+
+@pytest.mark.parametrize(
+    ("var", "meant"),
+    [
+        ("PULSAR_VALKEY_URI", "PULSAR_VALKEY_URL"),
+        ("PULSAR_JWT_SECRET", "PULSAR_JWT_SECRET_KEY"),
+        ("PULSAR_GATEWAYID", "PULSAR_GATEWAY_ID"),
+        ("PULSAR_LOGLEVEL", "PULSAR_LOG_LEVEL"),
+    ],
+)
+def test_misspelled_variable_stops_start_up_naming_the_closest_setting(var: str, meant: str) -> None:
+    """A PULSAR_* variable that is not a setting stops start-up, naming it and the closest real one."""
+    with pytest.raises(ConfigError) as err:
+        load(ENV | {var: "redis://valkey:6379/0"})
+    assert f"{var} is not a setting (did you mean {meant}?)" in str(err.value)
+    assert "PULSAR_ENV_ALLOW" in str(err.value)
+
+
+def test_env_allow_lets_other_programs_variables_through() -> None:
+    """PULSAR_ENV_ALLOW (names, or PREFIX_* for a prefix) keeps variables meant for something else."""
+    env = ENV | {"PULSAR_MEM": "-Xmx1g", "PULSAR_TOOL_A": "1", "PULSAR_TOOL_B": "2"}
+    with pytest.raises(ConfigError, match="PULSAR_MEM is not a setting"):
+        load(env)
+    assert load(env | {"PULSAR_ENV_ALLOW": "PULSAR_MEM, PULSAR_TOOL_*"}).port == 8080
+
+
+def test_misspelled_variable_exits_2_with_one_line(tmp_path: Path) -> None:
+    """`pulsar-relay serve` with a misspelled variable exits 2 with the message, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSAR_")}
+    env |= ENV | {"PULSAR_VALKEY_URI": "redis://elsewhere:6379/0", "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pulsar_relay", "serve", "ingest", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "PULSAR_VALKEY_URI is not a setting (did you mean PULSAR_VALKEY_URL?)" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_missing_jwt_secret_is_refused() -> None:
