@@ -43,6 +43,7 @@ class Subscription:
         self.catching_up = after is not None
         self.pending: list[Held] | None = [] if self.catching_up else None
         self.overflows = 0
+        self._held = 0  # bytes of the frames in ``pending``: bounded like the outbox's
         self._outbox = outbox
         self._limit = limit
         self._on_unverified = on_unverified
@@ -51,16 +52,19 @@ class Subscription:
         if not self.active or (self.last is not None and sid <= self.last):
             return
         if self.pending is not None:
-            if len(self.pending) >= self._limit:
+            if len(self.pending) >= self._limit or self._held > self._outbox.max_bytes:
                 if not self.catching_up:
                     self._outbox.close(SLOW_CONSUMER)
                     return
                 # The replay is still reading storage: it will find these there.
                 self.pending.clear()
+                self._held = 0
                 self.overflows += 1
             self.pending.append((sid, message, frame))
+            self._held += len(frame)
         elif not self.verified:
             self.pending = [(sid, message, frame)]
+            self._held = len(frame)
             self._on_unverified(self)
         else:
             self._send(sid, message, frame)
@@ -81,6 +85,7 @@ class Subscription:
     def release(self) -> None:
         """Flush held messages newer than the last delivered, and go live.  Synchronous."""
         held, self.pending = self.pending or [], None
+        self._held = 0
         self.catching_up = False
         for sid, message, frame in held:
             if (self.last is None or sid > self.last) and not self._send(sid, message, frame):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
@@ -117,6 +118,41 @@ async def test_pending_overflow_during_replay_rereads_storage() -> None:
     assert await hand_over(sub, replay, _allow)  # type: ignore[arg-type]
     assert sub.overflows > 0 and outbox.closing is None
     assert await drain(outbox) == list(range(1, 34))
+
+
+async def test_pending_bytes_over_the_outbox_budget_during_replay_reread_storage() -> None:
+    """Live messages held during a replay are bounded in bytes too (the outbox's budget): past it
+    they are dropped and re-read from storage, and every message still arrives once, in order."""
+    frame_size = len(message_frame(stored(10)))
+    replay, outbox = FakeReplay(page=2), Outbox(10_000, max_bytes=3 * frame_size)
+    replay.stream = [stored(n) for n in range(1, 4)]
+    sub = make_sub(outbox, (0, 0), limit=1000)  # the count limit is far away
+    counter = iter(range(4, 1000))
+    rounds = {"n": 0}
+
+    def flood() -> None:
+        rounds["n"] += 1
+        if rounds["n"] <= 3:
+            for _ in range(10):
+                publish(replay, sub, next(counter))
+
+    replay.during_read = flood
+    got: list[int] = []
+
+    async def reader() -> None:  # a client that reads: the small outbox never stays full
+        while True:
+            got.extend(await drain(outbox))
+            await asyncio.sleep(0)
+
+    reading = asyncio.create_task(reader())
+    try:
+        async with asyncio.timeout(10):
+            assert await hand_over(sub, replay, _allow)  # type: ignore[arg-type]
+    finally:
+        reading.cancel()
+    got.extend(await drain(outbox))
+    assert sub.overflows > 0 and outbox.closing is None
+    assert got == list(range(1, 34))
 
 
 async def test_unverified_subscription_holds_live_messages() -> None:
