@@ -96,7 +96,7 @@ async def poll(
         if catch_up:
             async with node.answering():
                 caught = await _catch_up(node, topics, since, cap)
-                if any(caught.values()):
+                if any(found for found, _ in caught.values()):
                     return await _caught_up(node, user, caught, since, start, missing, waiter)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):

@@ -332,3 +332,17 @@ async def test_a_quiet_topics_cursor_is_its_own_newest_id(any_relay: Relay) -> N
     later = await publish_direct(relay.backend, alice, "own", 1, start=2)
     body = (await relay.poll(token, {"topics": ["own"], "since": body["cursors"]})).json()
     assert ids_of(body) == later
+
+
+async def test_a_poll_whose_since_is_up_to_date_waits_for_the_next_message(any_relay: Relay) -> None:
+    """since at every topic's newest id: nothing to catch up, so the poll waits and answers with
+    the next message published (not at once with an empty page)."""
+    relay = any_relay
+    _, token = await relay.user("alice")
+    ids = await relay.publish(token, "uptodate", [{"n": 0}])
+    body = {"topics": ["uptodate"], "since": {"uptodate": ids[0]}, "timeout": 30}
+    task = await start_poll(relay, token, body, ["uptodate"])
+    assert not task.done()
+    later = await relay.publish(token, "uptodate", [{"n": 1}])
+    answer = (await task).json()
+    assert ids_of(answer) == later and answer["cursors"] == {"uptodate": later[0]}
