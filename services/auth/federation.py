@@ -1,7 +1,8 @@
 """Sign-in through OpenID Connect providers, and the federated identities it relies on.
 
 ``begin`` starts an authorization code flow with PKCE (S256), ``state`` and ``nonce``, all kept
-server-side as one record that can be taken once within ``oidc_state_ttl``.  ``finish`` takes that
+server-side as one record that can be taken once within ``oidc_state_ttl``, bound to the browser
+that started it (a random cookie, of which the record keeps a hash).  ``finish`` takes that
 record back for the callback, trades the code for an ID token, checks it, and maps the identity
 ``(issuer, sub)`` to a relay user:
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import logging
 import math
 import secrets
@@ -52,6 +54,7 @@ class PendingSignIn(msgspec.Struct, frozen=True, kw_only=True):
     verifier: str
     redirect_uri: str
     next: str
+    browser: str  # SHA-256 of the browser binding cookie the sign-in was started with
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +69,10 @@ class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
     user: User
     next: str
     created: bool
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _challenge(verifier: str) -> str:
@@ -107,9 +114,12 @@ class Federation:
 
     # --- the sign-in
 
-    async def begin(self, name: str, *, redirect_uri: str, next_path: str, address: str) -> str:
+    async def begin(self, name: str, *, redirect_uri: str, next_path: str, address: str, browser: str) -> str:
         """The provider's authorization URL for a new sign-in that will return to ``next_path``.
-        ``RateLimited`` past ``oidc_login_rate_limit`` sign-ins from ``address`` per window."""
+        ``browser`` is a random value the starting browser keeps in a cookie: only a callback from
+        that browser completes the sign-in (so nobody can sign a victim in as themselves by
+        sending them a callback URL).  ``RateLimited`` past ``oidc_login_rate_limit`` sign-ins
+        from ``address`` per window."""
         client = self.client(name)
         limit, window = self._settings.oidc_login_rate_limit, self._settings.login_rate_limit_window
         if limit and window > 0:
@@ -124,6 +134,7 @@ class Federation:
             verifier=secrets.token_urlsafe(48),
             redirect_uri=redirect_uri,
             next=next_path,
+            browser=_digest(browser),
         )
         url = await client.authorization_url(
             redirect_uri=redirect_uri,
@@ -136,8 +147,8 @@ class Federation:
         )
         return url
 
-    async def finish(self, name: str, params: dict[str, str]) -> SignedIn:
-        """The callback: ``params`` are its query parameters."""
+    async def finish(self, name: str, params: dict[str, str], browser: str | None) -> SignedIn:
+        """The callback: ``params`` are its query parameters, ``browser`` the binding cookie."""
         client = self.client(name)
         state = params.get("state", "")
         if not state or len(state) > _STATE_MAX or not state.isascii():
@@ -145,7 +156,15 @@ class Federation:
         raw = await self._backend.once.take(_PURPOSE, state)  # single use, whatever happens next
         if raw is None:
             raise BadRequest("Unknown, expired or already used sign-in 'state'; start the sign-in again")
-        pending = msgspec.json.decode(raw, type=PendingSignIn)
+        try:
+            pending = msgspec.json.decode(raw, type=PendingSignIn)
+        except msgspec.ValidationError:  # a record of an older release
+            raise BadRequest("This sign-in cannot be completed; start the sign-in again") from None
+        if browser is None or not hmac.compare_digest(_digest(browser), pending.browser):
+            raise BadRequest(
+                "This sign-in was started in another browser (or its cookie was lost); start the sign-in"
+                " again here"
+            )
         if pending.provider != name:
             raise BadRequest("This sign-in was started with another identity provider")
         if "error" in params:

@@ -16,6 +16,8 @@ site can neither read the CSRF token nor send the header."""
 
 from __future__ import annotations
 
+import secrets
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -27,6 +29,7 @@ from auth.routes_http import caller, client_address, decode, json_body, service
 from auth.routes_web import (
     PAGE_HEADERS,
     clear_session_cookie,
+    is_https,
     public_base,
     safe_next,
     same_origin,
@@ -38,6 +41,8 @@ from relaycore.errors import Forbidden, RelayError, Unauthenticated
 from relaycore.web import JSON, relay_error_response
 
 _NO_STORE = {"Cache-Control": "no-store"}
+# Binds a started sign-in to the browser that started it (federation.Federation.begin).
+BINDING_COOKIE = "pulsar_relay_oidc"
 _PARAM_MAX = 4096
 _TITLES = {
     400: "Sign-in failed",
@@ -81,6 +86,11 @@ def _error(request: Request, exc: RelayError) -> Response:
     )
 
 
+def _binding(request: Request) -> str | None:
+    value = request.cookies.get(BINDING_COOKIE)
+    return value if value and len(value) <= 64 and value.isascii() else None
+
+
 def _redirect_uri(request: Request, name: str) -> str:
     return f"{public_base(request)}/auth/oidc/{name}/callback"
 
@@ -100,16 +110,28 @@ async def providers(request: Request) -> Response:
 async def login(request: Request) -> Response:
     name = request.path_params["provider"]
     next_path = safe_next(request.query_params.get("next"))
+    browser = _binding(request) or secrets.token_urlsafe(32)
     try:
         url = await federation(request).begin(
             name,
             redirect_uri=_redirect_uri(request, name),
             next_path=next_path,
             address=client_address(request),
+            browser=browser,
         )
     except RelayError as exc:
         return _error(request, exc)
-    return RedirectResponse(url, status_code=302, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"})
+    response = RedirectResponse(url, status_code=302, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"})
+    response.set_cookie(
+        BINDING_COOKIE,
+        browser,
+        max_age=int(service(request).settings.oidc_state_ttl) + 60,
+        path="/auth/oidc/",
+        secure=is_https(request),
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back to the callback
+    )
+    return response
 
 
 async def callback(request: Request) -> Response:
@@ -117,7 +139,7 @@ async def callback(request: Request) -> Response:
     params = {k: v[:_PARAM_MAX] for k, v in request.query_params.items()}
     svc = service(request)
     try:
-        signed_in = await federation(request).finish(name, params)
+        signed_in = await federation(request).finish(name, params, _binding(request))
     except RelayError as exc:
         return _error(request, exc)
     value = await svc.web.start(signed_in.user)

@@ -189,6 +189,20 @@ async def test_replayed_callback_is_refused(oidc: OidcRelay) -> None:
     assert await web_user(oidc, again) is None
 
 
+async def test_callback_in_another_browser_is_refused(oidc: OidcRelay) -> None:
+    """A callback URL opened in another browser than the one that started the sign-in (someone
+    sending a victim their own callback link) signs nobody in: 400, no user, no session."""
+    attacker, victim = oidc.browser(), oidc.browser()
+    login = await attacker.get("/auth/oidc/test/login")
+    cookie = login.headers["set-cookie"]
+    assert "pulsar_relay_oidc=" in cookie and "HttpOnly" in cookie and "Path=/auth/oidc/" in cookie
+    back = await oidc.idp.approve(login.headers["location"], "mallory")
+    r = await oidc.callback(victim, back)
+    assert r.status_code == 400 and "another browser" in r.json()["detail"]
+    assert await web_user(oidc, victim) is None
+    assert set(await users(oidc)) == {"admin"}
+
+
 async def test_callback_to_the_wrong_provider_is_refused(oidc_factory, idp) -> None:
     """A state started with one provider does not complete at another's callback."""
     from tests.oidc.conftest import provider_config
