@@ -201,8 +201,6 @@ async def _still_allowed(node: Node, user: User, sign_in: str) -> None:
     """The user may have been deleted, deactivated or lost ``read``, or the token's session may
     have ended, while the poll waited: read both straight from storage before handing out what
     arrived meanwhile."""
-    if sign_in and not await node.backend.sessions.alive(sign_in):
-        raise Unauthenticated("Token has been revoked")
     fresh = await node.backend.users.get(user.user_id)
     if fresh is None:
         raise Unauthenticated("User not found")
@@ -210,6 +208,8 @@ async def _still_allowed(node: Node, user: User, sign_in: str) -> None:
         raise Forbidden("User is inactive")
     if not fresh.has("read"):
         raise Forbidden("Permission 'read' required")
+    if sign_in and not await node.backend.sessions.alive(sign_in):  # after the user, as everywhere
+        raise Unauthenticated("Token has been revoked")
 
 
 async def _check(node: Node, user: User, with_messages: list[str], missing: set[str], waiter: Waiter) -> None:
