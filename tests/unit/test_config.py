@@ -429,3 +429,14 @@ def test_blocking_waits_must_be_shorter_than_the_command_timeout(name: str) -> N
     with pytest.raises(ConfigError, match=f"{name}.*PULSAR_VALKEY_COMMAND_TIMEOUT"):
         load(ENV | {name: "3", "PULSAR_VALKEY_COMMAND_TIMEOUT": "3", "PULSAR_PUBLISH_WAIT_REPLICAS": "1"})
     assert load(ENV | {name: "2", "PULSAR_VALKEY_COMMAND_TIMEOUT": "3"}).valkey_command_timeout == 3
+
+
+def test_oidc_providers_from_a_toml_array_of_tables(tmp_path: Path) -> None:
+    """In TOML, providers are an array of tables, [[oidc_providers]]."""
+    f = write(
+        tmp_path / "c.toml",
+        f'jwt_secret_key = "{SECRET}"\n[[oidc_providers]]\nname = "a"\nissuer = "https://a.example"\n'
+        'client_id = "relay"\n[[oidc_providers]]\nname = "b"\nissuer = "https://b.example"\n'
+        'client_id = "relay"\ncreate_users = false\n',
+    )
+    assert [(p.name, p.create_users) for p in load({}, f).oidc_providers] == [("a", True), ("b", False)]
