@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from relaycore import envnames, names
+from relaycore import envnames, keyfiles, names
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
@@ -623,11 +623,13 @@ def parse_seeds(spec: str) -> list[tuple[str, int]]:
 
 
 def _check_auth(s: Settings) -> None:
-    if s.jwt_algorithm != "HS256" and not s.jwt_public_key_file:
-        raise ConfigError(
-            f"PULSAR_JWT_PUBLIC_KEY_FILE is required with PULSAR_JWT_ALGORITHM={s.jwt_algorithm}"
-            " (a PEM public key; the auth service also needs PULSAR_JWT_PRIVATE_KEY_FILE)"
-        )
+    if s.jwt_algorithm != "HS256" and (
+        bad := keyfiles.problem(s.jwt_algorithm, s.jwt_public_key_file, s.jwt_private_key_file)
+    ):
+        raise ConfigError(bad)
+    if s.valkey_tls_ca_file and not os.access(s.valkey_tls_ca_file, os.R_OK):
+        why = "no such file" if not os.path.exists(s.valkey_tls_ca_file) else "not readable"
+        raise ConfigError(f"PULSAR_VALKEY_TLS_CA_FILE: cannot read {s.valkey_tls_ca_file} ({why})")
     user, password = s.bootstrap_admin_username, s.bootstrap_admin_password
     if bool(user) != bool(password):
         raise ConfigError(

@@ -308,7 +308,8 @@ def test_insecure_defaults_flag_allows_weak_secrets(flag: str) -> None:
 
 def test_asymmetric_mode_needs_no_secret(tmp_path: Path) -> None:
     """With EdDSA/ES256 the shared secret is not needed, but the public key file is."""
-    s = load({"PULSAR_JWT_ALGORITHM": "ES256", "PULSAR_JWT_PUBLIC_KEY_FILE": str(tmp_path / "k.pub")})
+    _priv, pub = _pem_pair(tmp_path, "ec", "k")
+    s = load({"PULSAR_JWT_ALGORITHM": "ES256", "PULSAR_JWT_PUBLIC_KEY_FILE": str(pub)})
     assert s.jwt_algorithm == "ES256"
 
 
@@ -440,3 +441,102 @@ def test_oidc_providers_from_a_toml_array_of_tables(tmp_path: Path) -> None:
         'client_id = "relay"\ncreate_users = false\n',
     )
     assert [(p.name, p.create_users) for p in load({}, f).oidc_providers] == [("a", True), ("b", False)]
+
+
+# --- key files and the Valkey CA file, checked at start-up by every service
+
+
+def _pem_pair(tmp_path: Path, kind: str, name: str) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    private = (
+        ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" else ec.generate_private_key(ec.SECP256R1())
+    )
+    priv = tmp_path / f"{name}.key"
+    pub = tmp_path / f"{name}.pub"
+    priv.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    pub.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return priv, pub
+
+
+def _eddsa(public: Path | str, private: Path | str = "") -> dict[str, str]:
+    return {
+        "PULSAR_JWT_ALGORITHM": "EdDSA",
+        "PULSAR_JWT_PUBLIC_KEY_FILE": str(public),
+        "PULSAR_JWT_PRIVATE_KEY_FILE": str(private),
+    }
+
+
+def test_key_files_of_the_right_pair_load(tmp_path: Path) -> None:
+    """A matching Ed25519 pair (or the public key alone, as ingest and gateway have) loads."""
+    priv, pub = _pem_pair(tmp_path, "ed25519", "a")
+    assert load(_eddsa(pub, priv)).jwt_algorithm == "EdDSA"
+    assert load(_eddsa(pub)).jwt_public_key_file == str(pub)
+
+
+def test_key_file_mistakes_stop_start_up_naming_the_setting(tmp_path: Path) -> None:
+    """Garbage, the other algorithm's key, the private key as public key, a missing file and a
+    pair that does not match each stop start-up with one line naming the setting."""
+    priv, pub = _pem_pair(tmp_path, "ed25519", "a")
+    ec_priv, ec_pub = _pem_pair(tmp_path, "ec", "b")
+    _other_priv, other_pub = _pem_pair(tmp_path, "ed25519", "c")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    cases = [
+        (_eddsa(garbage), "PULSAR_JWT_PUBLIC_KEY_FILE: " + str(garbage) + " is not a PEM public key"),
+        (_eddsa(ec_pub), "holds an EC secp256r1 key; EdDSA needs an Ed25519 key"),
+        (_eddsa(priv), "PULSAR_JWT_PUBLIC_KEY_FILE: " + str(priv) + " holds a private key"),
+        (_eddsa(tmp_path / "missing.pub"), "PULSAR_JWT_PUBLIC_KEY_FILE: cannot read"),
+        (_eddsa(pub, tmp_path / "missing.key"), "PULSAR_JWT_PRIVATE_KEY_FILE: cannot read"),
+        (_eddsa(pub, garbage), "PULSAR_JWT_PRIVATE_KEY_FILE: " + str(garbage) + " is not an unencrypted PEM"),
+        (_eddsa(pub, ec_priv), "PULSAR_JWT_PRIVATE_KEY_FILE: " + str(ec_priv) + " holds an EC"),
+        (_eddsa(other_pub, priv), "do not hold the same key pair"),
+        (
+            {"PULSAR_JWT_ALGORITHM": "ES256", "PULSAR_JWT_PUBLIC_KEY_FILE": str(pub)},
+            "ES256 needs an EC P-256 key",
+        ),
+    ]
+    for env, message in cases:
+        with pytest.raises(ConfigError) as err:
+            load(env)
+        assert message in str(err.value), (env, str(err.value))
+        assert "\n" not in str(err.value)
+
+
+def test_missing_valkey_ca_file_stops_start_up_naming_it(tmp_path: Path) -> None:
+    """PULSAR_VALKEY_TLS_CA_FILE naming no file stops start-up with the setting and the path."""
+    missing = tmp_path / "ca.pem"
+    with pytest.raises(
+        ConfigError, match=f"PULSAR_VALKEY_TLS_CA_FILE: cannot read {missing} \\(no such file\\)"
+    ):
+        load(ENV | {"PULSAR_VALKEY_USE_TLS": "1", "PULSAR_VALKEY_TLS_CA_FILE": str(missing)})
+
+
+@pytest.mark.parametrize("service", ["gateway", "auth"])
+def test_a_service_given_the_private_key_as_public_key_exits_2_in_one_line(
+    tmp_path: Path, service: str
+) -> None:
+    """`pulsar-relay serve` refuses the private key in PULSAR_JWT_PUBLIC_KEY_FILE: rc 2, no traceback."""
+    priv, _pub = _pem_pair(tmp_path, "ed25519", "a")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSAR_")}
+    env |= _eddsa(priv, priv) | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pulsar_relay", "serve", service, "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"PULSAR_JWT_PUBLIC_KEY_FILE: {priv} holds a private key" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
