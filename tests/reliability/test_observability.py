@@ -18,6 +18,7 @@ EXPORTED = {
     "auth": [
         "relay_http_requests_total",
         "relay_login_attempts_total",
+        "relay_token_refreshes_total",
         "relay_device_flow_total",
         "relay_storage_errors_total",
     ],
