@@ -1,6 +1,12 @@
 """Uvicorn behind ``pulsar-relay serve`` (httptools HTTP), with the protections hypercorn gives us:
 a request head must arrive within ``read_timeout``, WebSocket pings and frame size from the
-settings, and stopping through the shared signal drain instead of uvicorn's own handlers."""
+settings, and stopping through the shared signal drain instead of uvicorn's own handlers.
+
+This module is the one adapter to uvicorn: its protocol classes are subclassed here, which uvicorn
+does not promise to keep working.  ``INTERNALS`` names everything touched beyond ``uvicorn.Config``
+and ``uvicorn.Server.serve``; ``tests/contract/test_adapters.py`` fails with the name when a
+release changes one (for example, if uvicorn stopped calling ``handle_connect``, relay.frames would
+silently be off and the gateway would frame every message per connection)."""
 
 from __future__ import annotations
 
@@ -27,6 +33,29 @@ from relaycore.wsframes import FRAME_KEY, FRAMES_EXTENSION
 # 25.0 us.  Sending is what a relay does most, so sansio's ~18 % cheaper delivery beats wsproto's
 # ~3.5 KiB smaller socket.
 WS_IMPL = "websockets-sansio"
+
+INTERNALS = {
+    "WebSocketsSansIOProtocol.handle_connect(event)": "called on each handshake: offers relay.frames",
+    "WebSocketsSansIOProtocol.send(message)": "receives every ASGI send: writes relay.frames",
+    "WebSocketsSansIOProtocol.response.status_code": "101 when the handshake was accepted",
+    "WebSocketsSansIOProtocol.config.ws_per_message_deflate": "frames are ours only without deflate",
+    "WebSocketsSansIOProtocol.scope": "the connection's ASGI scope, its extensions",
+    "WebSocketsSansIOProtocol.writable": "an asyncio.Event cleared while the transport is paused",
+    "WebSocketsSansIOProtocol.handshake_complete": "accepted",
+    "WebSocketsSansIOProtocol.initial_response": "None unless the app answered with an HTTP response",
+    "WebSocketsSansIOProtocol.disconnected": "the transport is lost",
+    "WebSocketsSansIOProtocol.close_sent": "a close frame went out",
+    "WebSocketsSansIOProtocol.conn.state": "the websockets sans-I/O connection's State",
+    "WebSocketsSansIOProtocol.transport": "where relay.frames are written",
+    "HttpToolsProtocol.connection_made/connection_lost": "arm and stop the head timer",
+    "HttpToolsProtocol.on_headers_complete()": "a head arrived: the timer finds nothing due",
+    "HttpToolsProtocol.on_response_complete()": "the next head is awaited",
+    "HttpToolsProtocol.parser.should_upgrade()": "the connection leaves HTTP (a WebSocket)",
+    "HttpToolsProtocol.pipeline": "requests already received (their heads are in)",
+    "HttpToolsProtocol.transport/loop/timeout_keep_alive": "the timer's clock, deadline and target",
+    "Server.capture_signals()": "replaced: stop_on_signals drains the app first",
+    "Server.should_exit/force_exit": "how stop_on_signals stops the server",
+}
 
 
 class FramedWebSocketProtocol(WebSocketsSansIOProtocol):

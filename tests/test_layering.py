@@ -11,6 +11,7 @@ FRAMEWORK = ("starlette", "hypercorn", "uvicorn")
 # Modules allowed to speak HTTP/WebSocket; everything else is core and framework-free.
 TRANSPORT_MODULES = {
     "relaycore/web.py",
+    "relaycore/adapters/starlette.py",
 }
 TRANSPORT_NAMES = ("app.py", "ws.py", "longpoll.py", "history.py", "stats.py")
 

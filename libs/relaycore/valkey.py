@@ -18,17 +18,17 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
-    AskError,
     ClusterError,
-    MovedError,
+    ReadOnlyError,
     RedisClusterException,
-    RedisError,
     ResponseError,
     SlotNotCoveredError,
+    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from relaycore.adapters.redis import error_code
 from relaycore.config import CLUSTER_SCHEMES, Settings, parse_seeds, split_cluster_url
 from relaycore.errors import Unavailable
 
@@ -137,28 +137,6 @@ def _connect_cluster(settings: Settings, target: ClusterTarget, max_connections:
     return RedisCluster(**kwargs)
 
 
-Command = tuple[str | bytes | int, ...]
-_REDIRECTS = 5
-
-
-async def send_pinned(client: Client, key: str, *commands: Command) -> list[Any]:
-    """Send ``commands`` pipelined on one connection to the server holding ``key``, exactly once,
-    and return their raw replies (an error reply is returned as its exception, not raised).
-
-    The client's own retry would re-send a command whose reply was lost; for ``XREADGROUP >`` that
-    strands the entries handed to the lost reply, and ``WAIT`` only counts the writes of its own
-    connection.  Here a lost connection raises (the caller decides), and only redirections
-    (``MOVED``/``ASK``: the command did not run there) are followed."""
-    if isinstance(client, RedisCluster):
-        return await _send_pinned_cluster(client, key, commands)
-    pool: Any = client.connection_pool  # get_connection is untyped in redis-py
-    conn = await pool.get_connection()
-    try:
-        return await exchange(conn, conn.pack_commands(commands), len(commands))
-    finally:
-        await pool.release(conn)
-
-
 def resp(parts: list[bytes]) -> bytes:
     """One command in RESP, packed at C speed (redis-py packs each argument in Python)."""
     out = [b"*%d\r\n" % len(parts)]
@@ -167,86 +145,30 @@ def resp(parts: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-async def send_packed(client: aredis.Redis, packed: bytes, count: int) -> list[Any]:
-    """``count`` commands packed by ``resp``, written at once on one connection of a single-node
-    client's pool; their replies, errors as values.  Sent once: a lost reply is not retried."""
-    pool: Any = client.connection_pool  # get_connection is untyped in redis-py
-    conn = await pool.get_connection()
-    try:
-        return await exchange(conn, packed, count)
-    finally:
-        await pool.release(conn)
-
-
-async def exchange(conn: Any, packed: bytes | list[bytes], count: int) -> list[Any]:
-    """Write ``count`` packed commands at once on ``conn`` and read their replies, errors as
-    values; the connection is dropped if anything else goes wrong (a reply may be in flight)."""
-    try:
-        await conn.send_packed_command(packed)
-        replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(await conn.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
-        return replies
-    except BaseException:
-        await conn.disconnect(nowait=True)  # a reply may still be on its way
-        raise
-
-
-async def _send_pinned_cluster(rc: RedisCluster, key: str, commands: tuple[Command, ...]) -> list[Any]:
-    await rc.initialize()  # no-op once the slot map is known
-    node = _node_for(rc, key)
-    asking = False
-    for _ in range(_REDIRECTS):
-        if node is None:
-            raise SlotNotCoveredError(f"no node serves the slot of {key!r}")
-        conn = node.acquire_connection()
-        try:
-            sent = (("ASKING",), *commands) if asking else commands
-            replies = await exchange(conn, conn.pack_commands(sent), len(sent))
-        finally:
-            node.release(conn)
-        if asking:
-            replies = replies[1:]
-        first = replies[0]
-        if isinstance(first, MovedError):
-            await rc.nodes_manager.move_slot(first)
-            node, asking = _node_for(rc, key), False
-        elif isinstance(first, AskError):
-            node, asking = rc.get_node(host=first.host, port=first.port), True
-        else:
-            return replies
-    raise ClusterError(f"TTL exhausted: too many redirections for {key!r}")
-
-
-def _node_for(rc: RedisCluster, key: str) -> Any:
-    try:
-        return rc.get_node_from_key(key)
-    except KeyError:  # redis-py's slot map lacks the slot (not covered right now)
-        raise SlotNotCoveredError(f"no node serves the slot of {key!r}") from None
-
-
-# Raised while a cluster heals (failover, resharding, a node unreachable): retry later.
-_TRANSIENT_CLUSTER = ("CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "cannot be connected", "TTL exhausted")
+_NOT_NOW = frozenset({"BUSY", "LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN"})
 
 
 @contextlib.asynccontextmanager
 async def guarded() -> AsyncIterator[None]:
-    """Turn connection-level driver failures into ``Unavailable`` (HTTP 503)."""
+    """Turn driver failures that mean "not now" into ``Unavailable`` (HTTP 503), by exception type:
+    connection loss and timeouts, a server loading its data (``LOADING``) or read-only (a replica
+    after failover), a cluster healing (``CLUSTERDOWN``, ``MASTERDOWN``, ``TRYAGAIN``, a slot not
+    served, too many redirections, no seed reachable) and a server busy with a script (``BUSY``)."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:  # LOADING is a ConnectionError
         raise Unavailable("Storage is unavailable, retry later") from exc
-    except (ClusterError, SlotNotCoveredError) as exc:
+    except (ClusterError, SlotNotCoveredError) as exc:  # CLUSTERDOWN, MASTERDOWN, TTL exhausted
         raise Unavailable("Storage cluster is not ready, retry later") from exc
     except RedisClusterException as exc:
-        if any(s in str(exc) for s in _TRANSIENT_CLUSTER):
+        # "cannot be connected": raised from the connection error of the last seed tried.
+        if isinstance(exc.__cause__, RedisConnectionError | RedisTimeoutError | OSError):
             raise Unavailable("Storage cluster is unavailable, retry later") from exc
         raise
-    except RedisError as exc:
-        text = str(exc)
-        if any(s in text for s in ("LOADING", "BUSY", "READONLY", *_TRANSIENT_CLUSTER)):
+    except (ReadOnlyError, TryAgainError) as exc:
+        raise Unavailable("Storage is not ready, retry later") from exc
+    except ResponseError as exc:
+        # The same conditions where this redis-py release has no exception class for the code.
+        if error_code(exc) in _NOT_NOW:
             raise Unavailable("Storage is not ready, retry later") from exc
         raise

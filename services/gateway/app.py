@@ -10,6 +10,7 @@ from gateway.history import history_endpoint
 from gateway.longpoll import poll_endpoint, stats_endpoint
 from gateway.node import Node
 from gateway.ws import WebSocketEndpoint
+from relaycore.adapters.starlette import put_in_front
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.web import service_app
@@ -26,7 +27,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     ]
     app = service_app("gateway", settings, context, routes, startup=[node.start], shutdown=[node.stop])
     app.state.gateway = node
-    app.middleware_stack = _SocketsInFront(app.build_middleware_stack(), WebSocketEndpoint())
+    put_in_front(app, lambda stack: _SocketsInFront(stack, WebSocketEndpoint()))
     app.state.drain = node.drain  # pulsar_relay.server calls it on SIGTERM, before the grace period
     return app
 
@@ -34,8 +35,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
 class _SocketsInFront:
     """``/ws`` handshakes go straight to the endpoint, not through the middleware and router chain:
     each of those layers would stay suspended for the socket's whole life (about 3.5 KiB per idle
-    connection, measured with tracemalloc).  Starlette builds ``middleware_stack`` lazily; setting
-    it keeps the app a plain Starlette app (state, lifespan, mounting unchanged)."""
+    connection, measured with tracemalloc); see ``relaycore.adapters.starlette``."""
 
     def __init__(self, app: ASGIApp, endpoint: ASGIApp) -> None:
         self.app = app

@@ -8,6 +8,7 @@ from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from ingest.routes import bare, publish_endpoints, routes
+from relaycore.adapters.starlette import put_in_front
 from relaycore.bare_routes import BareRoutes, Handler, Reply, Scope
 from relaycore.config import Settings
 from relaycore.context import Context
@@ -24,17 +25,18 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
 
 
 def serve_in_front(app: Starlette, handlers: Mapping[tuple[str, str], Handler], *, service: str) -> None:
-    """Make ``app`` answer ``handlers`` through ``BareRoutes`` before its middleware stack.
-    Starlette builds that stack lazily on the first request into ``middleware_stack``; building it
-    now and wrapping it keeps the app a plain Starlette app (state, lifespan, mounting unchanged)."""
+    """Make ``app`` answer ``handlers`` through ``BareRoutes`` before its middleware stack."""
     settings: Settings = app.state.relay.settings
-    app.middleware_stack = BareRoutes(
-        app.build_middleware_stack(),
-        handlers,
-        on_error=error_reply,
-        service=service,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout=settings.read_timeout,
+    put_in_front(
+        app,
+        lambda stack: BareRoutes(
+            stack,
+            handlers,
+            on_error=error_reply,
+            service=service,
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout=settings.read_timeout,
+        ),
     )
 
 

@@ -162,13 +162,23 @@ async def test_json_is_accepted_whatever_the_content_type(svc: Ingest) -> None:
         assert r.status_code == 201, r.text
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", "\x7f"])
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there"])
 async def test_bad_idempotency_key_is_422_naming_the_header(svc: Ingest, key: str) -> None:
     """Idempotency-Key must be 1..255 printable ASCII characters; otherwise 422 at the header."""
     _, alice = await svc.user("alice")
     r = await alice.post("/api/v1/messages", json=OK, headers=[(b"Idempotency-Key", key.encode("latin-1"))])
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert await svc.backend.messages.length("t") == 0
+
+
+async def test_a_control_character_in_a_header_is_refused_by_the_server(svc: Ingest) -> None:
+    """A header value HTTP forbids (DEL) never reaches the app: the server answers 400 with a
+    reason, and nothing is stored."""
+    _, alice = await svc.user("alice")
+    r = await alice.post("/api/v1/messages", json=OK, headers=[(b"Idempotency-Key", b"\x7f")])
+    assert r.status_code == 400, r.text
+    assert r.text, "no reason given"
     assert await svc.backend.messages.length("t") == 0
 
 

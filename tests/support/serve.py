@@ -1,5 +1,5 @@
-"""Run an ASGI app on a real socket inside the test's event loop (hypercorn, pre-bound port 0),
-or a service as a separate ``pulsar-relay serve`` process."""
+"""Run an ASGI app on a real socket inside the test's event loop (uvicorn as ``pulsar-relay serve``
+configures it, pre-bound port 0), or a service as a separate ``pulsar-relay serve`` process."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from starlette.types import ASGIApp
 
+from pulsar_relay.serve_uvicorn import RelayServer, uvicorn_config
+from pulsar_relay.server import drain_hooks
+from relaycore.config import Settings
 from tests.support.valkey import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,40 +50,39 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], output: Callable[[], s
 
 
 @contextlib.asynccontextmanager
-async def running(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 with a kernel-chosen port; yields the base URL."""
+async def running(app: ASGIApp, settings: Settings | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 with a kernel-chosen port, on the server and configuration
+    ``pulsar-relay serve`` runs by default (uvicorn, ``serve_uvicorn``); yields the base URL.
+    ``settings`` (else the app's own, else the defaults) give the server's timeouts and limits."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
-    sock.set_inheritable(True)
     port = sock.getsockname()[1]
-    config = Config()
-    # hypercorn wraps the fd it is given and closes it on shutdown: hand it a duplicate, so this
-    # function still owns (and closes) exactly its own descriptor.
-    config.bind = [f"fd://{os.dup(sock.fileno())}"]
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 1.0
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    if settings is None:
+        relay = getattr(getattr(app, "state", None), "relay", None)
+        settings = getattr(relay, "settings", None) or Settings(jwt_secret_key="x" * 32)
+    server = RelayServer(uvicorn_config(app, settings, "127.0.0.1", port))
+    server.config.timeout_graceful_shutdown = 1
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(500):
-                if task.done():
-                    task.result()
-                try:
-                    await client.get("/health")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.01)
+        while not server.started:
+            if task.done():  # uvicorn exits (SystemExit) when the app's startup fails
+                raise RuntimeError("uvicorn stopped before it started (see the log)")
+            await asyncio.sleep(0.01)
         yield base
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, 10)
-        sock.close()
+        # As stop_on_signals stops `pulsar-relay serve`: the app's drain hooks (WebSockets closed
+        # with 1001), then the server.
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(hook() for hook in drain_hooks(app)))
+        server.stop()
+        try:
+            with contextlib.suppress(asyncio.CancelledError, SystemExit, Exception):
+                await asyncio.wait_for(task, 10)
+        finally:
+            sock.close()
 
 
 class RelayProcess:

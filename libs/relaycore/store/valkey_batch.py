@@ -11,7 +11,8 @@ from typing import Any
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from relaycore.valkey import Client, resp, send_packed
+from relaycore.adapters.redis import send_packed
+from relaycore.valkey import Client, resp
 
 Call = tuple[list[str], bytes, "asyncio.Future[Any]"]
 # Calls per round trip at most.  Several smaller batches in flight let Valkey run one while the
@@ -55,7 +56,7 @@ class ScriptBatch:
                 (call, r) for call, r in zip(batch, replies, strict=True) if isinstance(r, NoScriptError)
             ]
             if missing:  # the server lost its script cache (restart, SCRIPT FLUSH): load it again
-                self._script.sha = await self._r.script_load(self._script.script)
+                await self._r.script_load(self._script.script)  # the same sha: it is the source's
                 again = [call for call, _ in missing]
                 for call, reply in zip(again, await self._send(again), strict=True):
                     _settle(call[2], reply)

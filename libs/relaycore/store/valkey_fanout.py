@@ -16,12 +16,13 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from relaycore.adapters.redis import error_code, send_packed, send_pinned
 from relaycore.errors import Unavailable
 from relaycore.keys import Keys
 from relaycore.models import StoredMessage
 from relaycore.store._guard import guard_methods
 from relaycore.store.entries import decode
-from relaycore.valkey import Client, resp, send_packed, send_pinned
+from relaycore.valkey import Client, resp
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class ValkeyFanout:
             try:
                 await self._r.xgroup_create(log, group, id="$", mkstream=True)
             except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
+                if error_code(exc) != "BUSYGROUP":  # the group exists already
                     raise
             for info in await self._r.xinfo_groups(log):
                 if info["name"].decode() == group:
@@ -80,11 +81,11 @@ class ValkeyFanout:
             if isinstance(reply, ResponseError):
                 raise reply
         except ResponseError as exc:
-            if "NOGROUP" in str(exc):
+            if error_code(exc) == "NOGROUP":
                 # Removed by a peer that took this gateway for dead.  The caller must join again,
                 # knowing that the entries written meanwhile were skipped.
                 raise Unavailable(f"consumer group {group!r} is gone; join again") from exc
-            if "UNBLOCKED" in str(exc):
+            if error_code(exc) == "UNBLOCKED":
                 # The log left this node while we waited on it (a cluster slot was resharded; the
                 # group moved with it): join again, which finds it where it is now.
                 raise Unavailable(f"{logs[0]} moved to another node; join again") from exc
@@ -129,8 +130,8 @@ class ValkeyFanout:
         for p in range(self.partitions):
             try:
                 groups = await self._r.xinfo_groups(self._k.log(p))
-            except ResponseError as exc:
-                if "no such key" not in str(exc):
+            except ResponseError:
+                if await self._r.exists(self._k.log(p)):
                     raise
                 continue  # not created yet (the gateway has not joined): nothing to lag behind
             for info in groups:

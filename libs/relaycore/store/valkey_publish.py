@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import NoScriptError, ResponseError
 
+from relaycore.adapters.redis import send_pinned
 from relaycore.config import Settings
 from relaycore.errors import Unavailable
 from relaycore.keys import Keys
@@ -19,7 +20,7 @@ from relaycore.models import NewMessage, User, now_ms
 from relaycore.store._scripts import load
 from relaycore.store.base import PublishKind
 from relaycore.store.valkey_batch import ScriptBatch
-from relaycore.valkey import Client, send_pinned
+from relaycore.valkey import Client
 
 _TOPIC_KEYS_CACHED = 16_384
 
@@ -158,7 +159,7 @@ class PublishScript:
             call: tuple[str | bytes | int, ...] = ("EVALSHA", self._script.sha, len(keys), *keys, packed)
             reply, acked = await send_pinned(self._r, keys[0], call, ("WAIT", self._wait, self._wait_ms))
             if isinstance(reply, NoScriptError) and attempt == 1:
-                self._script.sha = await self._r.script_load(self._script.script)
+                await self._r.script_load(self._script.script)  # the same sha: it is the source's
                 continue
             if isinstance(reply, ResponseError):
                 raise reply
