@@ -47,6 +47,15 @@ def _load(args: argparse.Namespace) -> relay_config.Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args)
+    if settings.storage_backend == "memory" and args.service != "all":
+        # Each process would hold its own users, tokens and messages: auth's logins unknown to the
+        # gateway (every token 401 "User not found"), ingest's messages never delivered.
+        print(
+            f"pulsar-relay: configuration error: `serve {args.service}` shares its data with the "
+            "other services through Valkey; storage_backend=memory serves only with `serve all`",
+            file=sys.stderr,
+        )
+        return 2
     setup_logging(settings)
     from pulsar_relay.server import run
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -17,7 +19,8 @@ from pulsar_relay.server import DEFAULT_SERVER, SERVERS, choose_server, drain_ho
 from relaycore.store.valkey_backend import ValkeyBackend
 from tests.conftest import TEST_SECRET, make_settings
 from tests.support.identity import make_user
-from tests.support.serve import RelayProcess
+from tests.support.serve import RelayProcess, child_env
+from tests.support.valkey import free_port
 
 
 def test_drain_hooks_find_the_gateway_inside_the_all_in_one_app() -> None:
@@ -38,10 +41,10 @@ def test_the_flag_wins_over_the_setting_which_wins_over_the_service_default() ->
     assert set(DEFAULT_SERVER.values()) <= set(SERVERS)
 
 
-async def test_serve_ingest_runs_its_default_server_and_the_setting_overrides_it() -> None:
+async def test_serve_ingest_runs_its_default_server_and_the_setting_overrides_it(valkey_url: str) -> None:
     """`serve ingest` with no choice runs uvicorn (log line and Server header); PULSAR_SERVER and
     --server pick hypercorn instead."""
-    env = {"PULSAR_STORAGE_BACKEND": "memory", "PULSAR_JWT_SECRET_KEY": TEST_SECRET}
+    env = {"PULSAR_VALKEY_URL": valkey_url, "PULSAR_JWT_SECRET_KEY": TEST_SECRET}
     cases = [
         ({}, [], "uvicorn"),
         ({"PULSAR_SERVER": "hypercorn"}, [], "hypercorn"),
@@ -57,6 +60,23 @@ async def test_serve_ingest_runs_its_default_server_and_the_setting_overrides_it
             assert f"serving ingest with {expected}" in proc.output()
         finally:
             proc.stop()
+
+
+@pytest.mark.parametrize("service", ["auth", "ingest", "gateway"])
+def test_one_service_refuses_the_memory_backend(service: str) -> None:
+    """`serve auth|ingest|gateway` with the memory backend would start and then answer every valid
+    token 401 (each process holds its own users): it refuses at start-up, rc 2, one line why."""
+    env = child_env(PULSAR_STORAGE_BACKEND="memory", PULSAR_JWT_SECRET_KEY=TEST_SECRET)
+    done = subprocess.run(
+        [sys.executable, "-m", "pulsar_relay", "serve", service, "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "memory" in lines[0] and "serve all" in lines[0], lines
 
 
 @pytest.mark.parametrize("server", SERVERS)
