@@ -1,7 +1,7 @@
 """Which service owns which public path (CONTRACT.md "One origin, three services").
 
 The all-in-one app dispatches with this table; ``deploy/haproxy.cfg`` encodes the same rules for
-the split stack, and ``tests/test_routing.py`` checks that the two agree.
+the split stack, and ``tests/deploy/test_routing_table.py`` checks that the two agree.
 """
 
 from __future__ import annotations
