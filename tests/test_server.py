@@ -169,3 +169,44 @@ async def test_sigterm_answers_a_long_poll_in_flight_at_once_and_exits_within_tw
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_gateway_stopped_cleanly_leaves_no_consumer_group_and_no_entry(valkey_url: str) -> None:
+    """SIGTERM: the gateway removes its consumer group from every fan-out log and its registry
+    entry, so a container recreated under a new hostname orphans nothing and the console lists
+    only running gateways."""
+    import redis.asyncio as aredis
+
+    from relaycore.keys import Keys
+
+    env = {
+        "PULSAR_JWT_SECRET_KEY": TEST_SECRET,
+        "PULSAR_VALKEY_URL": valkey_url,
+        "PULSAR_FANOUT_PARTITIONS": "4",
+        "PULSAR_GATEWAY_ID": "gw-leaving",
+    }
+    keys = Keys("relay", 4)
+    r = aredis.Redis.from_url(valkey_url)
+
+    async def groups() -> list[str]:
+        names = []
+        for p in range(4):
+            if await r.exists(keys.log(p)):
+                names += [g["name"].decode() for g in await r.xinfo_groups(keys.log(p))]
+        return names
+
+    proc = RelayProcess("gateway", env).start()
+    try:
+        assert proc.proc is not None
+        for _ in range(100):
+            if b"gw-leaving" in [g for g, _ in await r.zrange(keys.gateways, 0, -1, withscores=True)]:
+                break
+            await asyncio.sleep(0.05)
+        assert keys.gateway_group("gw-leaving") in await groups()
+        proc.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.proc.wait, 30) == 0
+        assert keys.gateway_group("gw-leaving") not in await groups()
+        assert await r.zrange(keys.gateways, 0, -1) == []
+    finally:
+        proc.stop()
+        await r.aclose()

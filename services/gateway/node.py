@@ -125,9 +125,9 @@ class Node:
         with contextlib.suppress(Exception):  # what was dispatched is not handed over again
             async with asyncio.timeout(1.0):
                 await self.tailer.settle()
-        with contextlib.suppress(Exception):  # leave zeros behind, not our last counts
+        with contextlib.suppress(Exception):  # gone from the console and the fan-out logs
             async with asyncio.timeout(1.0):
-                await self.presence.beat()
+                await self.presence.leave()
 
     async def wait_ready(self) -> None:
         if not self.tailer.ready.is_set():

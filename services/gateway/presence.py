@@ -44,6 +44,14 @@ class Presence:
         counters, topics = self._snapshot()
         await self._gateways.heartbeat(self.gateway_id, counters, topics)
 
+    async def leave(self) -> None:
+        """A clean stop: remove this gateway's consumer group and its entry, so that neither the
+        console nor the fan-out logs keep a gateway that is gone (a gateway that is killed is
+        reaped by its peers after the expiry instead).  Starting again, under the same id or a
+        new one such as a recreated container's hostname, joins afresh at the logs' ends."""
+        await self._fanout.drop(self._keys.gateway_group(self.gateway_id))
+        await self._gateways.forget(self.gateway_id)
+
     async def reap(self) -> list[str]:
         """Remove every gateway silent for longer than the expiry; returns their ids."""
         cutoff = now_ms() - self._expiry_ms
