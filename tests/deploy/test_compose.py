@@ -136,3 +136,21 @@ def test_tls_override_adds_a_tls_listener(tmp_path: Path) -> None:
     }
     assert any(str(tmp_path) in str(v) for v in lb["volumes"])
     assert config(tls, PULSAR_JWT_SECRET_KEY=SECRET).returncode != 0
+
+
+def test_auth_believes_x_forwarded_for_from_haproxy_only(resolved: dict[str, Any]) -> None:
+    """auth trusts X-Forwarded-For from HAProxy's fixed address on the project network, not "*"."""
+    import ipaddress
+
+    services = resolved["services"]
+    trusted = services["auth"]["environment"]["PULSAR_FORWARDED_ALLOW_IPS"]
+    haproxy_addr = services["haproxy"]["networks"]["default"]["ipv4_address"]
+    assert trusted == haproxy_addr != "*"
+    subnet = resolved["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(haproxy_addr) in ipaddress.ip_network(subnet)
+    moved = yaml.safe_load(
+        config(
+            PULSAR_JWT_SECRET_KEY=SECRET, RELAY_SUBNET="10.99.0.0/24", RELAY_HAPROXY_ADDR="10.99.0.9"
+        ).stdout
+    )["services"]
+    assert moved["auth"]["environment"]["PULSAR_FORWARDED_ALLOW_IPS"] == "10.99.0.9"
