@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaycore import errors, jsonbody, logs, metrics
+from relaycore import errors, jsonbody, logs, metrics, readiness
 from relaycore.bare_routes import bearer_of, drain_body, drain_limit, request_id_hex
 from relaycore.config import Settings
 from relaycore.context import Context
@@ -139,7 +139,7 @@ async def ready(request: Request) -> Response:
     except TimeoutError:
         return JSON({"ready": False, "checks": {"storage": "error: no answer in time"}}, 503)
     except (errors.Unavailable, RedisError, OSError) as exc:
-        return JSON({"ready": False, "checks": {"storage": f"error: {type(exc).__name__}"}}, 503)
+        return JSON({"ready": False, "checks": {"storage": f"error: {readiness.storage_problem(exc)}"}}, 503)
     return JSON({"ready": True, "checks": {"storage": "ok"}})
 
 

@@ -30,13 +30,13 @@ async def test_health_ready_metrics(auth: Auth) -> None:
 
 
 async def test_storage_outage_is_503() -> None:
-    """With Valkey unreachable: /ready is 503 naming the check, and API calls are 503, never 500."""
+    """With Valkey unreachable: /ready is 503 naming the cause, and API calls are 503, never 500."""
     settings = make_settings(f"redis://127.0.0.1:{free_port()}/0", valkey_timeout=0.5, **FAST_HASHING)
     async with running(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
         r = await client.get("/ready")
         assert r.status_code == 503
         assert r.json()["ready"] is False
-        assert r.json()["checks"]["storage"].startswith("error")
+        assert r.json()["checks"]["storage"] == "error: Valkey is unreachable (connection refused)"
         assert (await client.get("/health")).status_code == 200
         r = await client.post("/auth/login", data={"username": "a", "password": "password123"})
         assert r.status_code == 503

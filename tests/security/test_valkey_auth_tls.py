@@ -95,7 +95,7 @@ async def test_valkey_with_a_password(protected_valkey: ValkeyServer, form: str)
 
 
 async def test_a_wrong_valkey_password_is_not_ready(protected_valkey: ValkeyServer) -> None:
-    """With the wrong password the process stays up and /ready says why (503), it does not serve."""
+    """With the wrong password the process stays up and /ready says why (503, "refused the credentials")."""
     procs = Services(f"redis://:wrong-password@127.0.0.1:{protected_valkey.port}/0")
     procs.extra = {"PULSAR_BOOTSTRAP_ADMIN_USERNAME": "", "PULSAR_BOOTSTRAP_ADMIN_PASSWORD": ""}
     try:
@@ -103,6 +103,9 @@ async def test_a_wrong_valkey_password_is_not_ready(protected_valkey: ValkeyServ
         async with httpx.AsyncClient(base_url=proc.url, timeout=WAIT) as http:
             r = await http.get("/ready")
             assert r.status_code == 503 and r.json()["ready"] is False, r.text
+            assert r.json()["checks"]["storage"] == (
+                "error: Valkey refused the credentials (wrong user or password)"
+            ), r.text
     finally:
         procs.stop()
 
@@ -206,7 +209,7 @@ async def test_valkey_tls_certificate_not_signed_by_the_trusted_ca_is_refused(
     tls_valkey: tuple[int, Path], tmp_path: Path
 ) -> None:
     """A CA file that did not sign the server's certificate: the relay does not talk to it (/ready
-    503), rather than falling back to an unverified connection."""
+    503 naming the untrusted certificate), rather than falling back to an unverified connection."""
     port, _ = tls_valkey
     other_dir = tmp_path / "other"
     other_dir.mkdir()
@@ -218,5 +221,8 @@ async def test_valkey_tls_certificate_not_signed_by_the_trusted_ca_is_refused(
         async with httpx.AsyncClient(base_url=proc.url, timeout=WAIT) as http:
             r = await http.get("/ready")
             assert r.status_code == 503, r.text
+            assert r.json()["checks"]["storage"] == (
+                "error: Valkey's TLS certificate is not trusted (PULSAR_VALKEY_TLS_CA_FILE)"
+            ), r.text
     finally:
         procs.stop()
