@@ -110,6 +110,24 @@ def test_login_only_credentials_drive_pulsars_transport(
     assert len(api.history(user_token, "job_status_update_dev1")) == 2
 
 
+def test_login_scaffolds_app_yml_pointing_at_the_credentials(
+    relay: Relay, api: Api, user_token: str, tmp_path: Path
+) -> None:
+    """pulsar-config --login scaffolds app.yml with message_queue_credentials_file, then signs in."""
+    home = _workdir(tmp_path, "pulsar")
+    cli = PulsarConfig("--login", "--relay-url", relay.url, "--directory", str(home))
+    try:
+        link, _ = cli.banner()
+        approve(link, USER, PASSWORD)
+        assert cli.wait() == 0, cli.output
+    finally:
+        cli.stop()
+    app = (home / "app.yml").read_text()
+    path = home / "relay_credentials.json"
+    assert f'message_queue_credentials_file: "{path}"' in app and f'message_queue_url: "{relay.url}"' in app
+    assert json.loads(path.read_text())["refresh_token"]
+
+
 def test_denied_login_writes_nothing(relay: Relay, api: Api, user_token: str, tmp_path: Path) -> None:
     """A person pressing Deny makes pulsar-config fail with 'denied' and write no credentials."""
     home = _workdir(tmp_path, "pulsar")
