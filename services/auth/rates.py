@@ -45,6 +45,10 @@ class RateRing:
         self.source = "process"
         self._published: int | None = None
         self._delivered: dict[str, int] = {}
+        # Per gateway: its counter and heartbeat time at its last new heartbeat, and the rate
+        # (deliveries/s) between its last two heartbeats.
+        self._beats: dict[str, tuple[int, int]] = {}
+        self._beat_rates: dict[str, float] = {}
         self._at: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -90,15 +94,38 @@ class RateRing:
         source = "gateways" if beats else "process"
         delivered_now = beats if beats else {"": metrics.delivered_total()}
         at = now_ms()
+        if source == "gateways":
+            self._follow_beats(beats, await self._backend.gateways.live())
         if self._at is not None and source == self.source:
-            delivered = sum(_increase(self._delivered.get(g), n) for g, n in delivered_now.items())
+            seconds = (at - self._at) / 1000
+            if source == "gateways":
+                # Heartbeats refresh the counters every few seconds, more slowly than samples are
+                # taken: spread each gateway's increase over the time between its heartbeats, or
+                # steady traffic reads as 0, then a burst, then 0 again.
+                delivered = round(sum(self._beat_rates.get(g, 0.0) for g in beats) * seconds)
+            else:
+                delivered = sum(_increase(self._delivered.get(g), n) for g, n in delivered_now.items())
             self.samples.append(
                 RateSample(
                     at_ms=at,
-                    seconds=(at - self._at) / 1000,
+                    seconds=seconds,
                     published=_increase(self._published, published),
                     delivered=delivered,
                 )
             )
         self.source = source
         self._at, self._published, self._delivered = at, published, delivered_now
+
+    def _follow_beats(self, counts: dict[str, int], seen: dict[str, int]) -> None:
+        for gateway, count in counts.items():
+            beat = seen.get(gateway)
+            if beat is None:
+                continue
+            before = self._beats.get(gateway)
+            if before is not None and beat > before[1]:
+                self._beat_rates[gateway] = _increase(before[0], count) / ((beat - before[1]) / 1000)
+            if before is None or beat > before[1]:
+                self._beats[gateway] = (count, beat)
+        for gone in set(self._beats) - set(counts):
+            self._beats.pop(gone, None)
+            self._beat_rates.pop(gone, None)
