@@ -1,6 +1,6 @@
 """Our relay as the benchmark runs it: the service under test alone on the server core, behind
-the server being measured (hypercorn and uvicorn through ``pulsar-relay serve --server``, which is
-the production path, or granian on the same app through bench/appfactory.py: ``serve`` does not
+the server being measured (uvicorn through ``pulsar-relay serve --server``, which is the production
+path, or granian on the same app through bench/appfactory.py: ``serve`` does not
 offer it), and its helpers (auth for the login, ingest to publish when the gateway is under test)
 on the load generator's core, where they cost it little."""
 
@@ -11,7 +11,7 @@ import sys
 from bench.machine import LOADGEN_CORE, SERVER_CORE
 from bench.procs import Server, free_port, repo_env
 
-SERVERS = ("hypercorn", "uvicorn", "granian")
+SERVERS = ("uvicorn", "granian")
 ADMIN = ("bench-admin", "bench-admin-password")
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 _FACTORY = {"all": "allinone", "auth": "auth", "ingest": "ingest", "gateway": "gateway"}
@@ -36,7 +36,7 @@ def environment(valkey_url: str) -> dict[str, str]:
 def argv(service: str, server: str, port: int) -> list[str]:
     """The command line serving ``service`` ("all", "auth", "ingest", "gateway") with ``server``."""
     host = ["--host", "127.0.0.1", "--port", str(port)]
-    if server in ("hypercorn", "uvicorn"):
+    if server == "uvicorn":
         return [sys.executable, "-m", "pulsar_relay", "serve", service, *host, "--server", server]
     target = f"bench.appfactory:{_FACTORY[service]}"
     if server == "granian":

@@ -26,7 +26,6 @@ _BOOT = (
     "pulsar_relay/cli.py",
     "pulsar_relay/server.py",
     "pulsar_relay/serve_uvicorn.py",
-    "pulsar_relay/serve_hypercorn.py",
     "uvicorn/server.py",
     "click/",
     "asyncio/runners.py",

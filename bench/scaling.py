@@ -114,7 +114,7 @@ def relay_process(service: str, valkey_url: str, partitions: int, **env: str) ->
     port = free_port()
     environ = ours.environment(valkey_url) | {"PULSAR_FANOUT_PARTITIONS": str(partitions), **env}
     name = f"scaling-{service}-{env.get('PULSAR_GATEWAY_ID', '')}".rstrip("-")
-    return Server(name, ours.argv(service, "hypercorn", port), environ, port, core=UNPINNED)
+    return Server(name, ours.argv(service, "uvicorn", port), environ, port, core=UNPINNED)
 
 
 @contextmanager
@@ -160,7 +160,7 @@ async def run_config(
             subs.append(await subscribe("127.0.0.1", gw.port, token, [topics[i % p.topics]], sink))
         await asyncio.sleep(1.0)
         out["kib_per_connection"] = round((sum(rss_kib(g.pid) for g in gws) - rss0) / p.clients, 2)
-        dep = Deployment("ours", "gateway", "hypercorn", ingest.port, gws[0].port, token, gws[0], procs)
+        dep = Deployment("ours", "gateway", "uvicorn", ingest.port, gws[0].port, token, gws[0], procs)
         fanout = p.clients // p.topics
         pubs = await open_connections("127.0.0.1", ingest.port, 4)
         groups = {

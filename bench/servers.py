@@ -1,4 +1,4 @@
-"""Server choice: the same service apps under hypercorn, uvicorn (httptools + websockets, uvloop)
+"""Server choice: the same service apps under uvicorn (httptools + websockets, uvloop)
 and granian, on the hot path of each service: scenarios 1 and 2 for ingest, scenario 4 for the
 gateway (burst saturation and latency at half of it) and scenario 5 (burst, and latency at the
 reference's E2E load), and scenario 7 for the memory each idle WebSocket costs."""

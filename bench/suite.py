@@ -4,7 +4,7 @@ Sets up the reference in ``.bench-venv/reference`` (latest ``pulsar-relay`` from
 private Valkey, calibrates the load generator, then runs scenarios 1-8 against both systems,
 alternating which goes first, for several rounds; each run gets a freshly flushed Valkey and
 fresh server processes pinned to core 0 while this process (the load generator) runs on core 1.
-Optionally compares servers (hypercorn/uvicorn/granian) and profiles ours with py-spy.  Writes
+Optionally compares servers (uvicorn/granian) and profiles ours with py-spy.  Writes
 raw JSON under bench/results/raw/, a summary to bench/results/summary.json, the PNG plot, and
 its sections of docs/BENCHMARKS.md.
 """
@@ -122,7 +122,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="uvicorn",
         help="server for ours in the main rounds (uvicorn: what `pulsar-relay serve` runs by default)",
     )
-    p.add_argument("--servers", action="store_true", help="also compare hypercorn, uvicorn and granian")
+    p.add_argument("--servers", action="store_true", help="also compare uvicorn and granian")
     p.add_argument("--server-rounds", type=int, default=2)
     p.add_argument("--profile", action="store_true", help="also profile ours with py-spy (scenarios 2, 4)")
     p.add_argument("--tiny", action="store_true", help="tiny parameters: a smoke run, not a benchmark")

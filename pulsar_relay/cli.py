@@ -151,10 +151,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default: settings port, 8080)")
     serve.add_argument(
         "--server",
-        choices=["hypercorn", "uvicorn"],
+        choices=["uvicorn"],
         default=None,
-        help="HTTP server (default: the server setting, else the service's: uvicorn for ingest, "
-        "hypercorn for the others)",
+        help="HTTP server (uvicorn, for every service: the one server since hypercorn was dropped)",
     )
     serve.set_defaults(func=cmd_serve)
 

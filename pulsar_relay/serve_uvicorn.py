@@ -1,4 +1,4 @@
-"""Uvicorn behind ``pulsar-relay serve`` (httptools HTTP), with the protections hypercorn gives us:
+"""Uvicorn behind ``pulsar-relay serve`` (httptools HTTP), with protections it lacks by default:
 a request head must arrive within ``read_timeout``, WebSocket pings and frame size from the
 settings, and stopping through the shared signal drain instead of uvicorn's own handlers.
 

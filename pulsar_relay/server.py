@@ -1,5 +1,6 @@
-"""Serve an ASGI app with the HTTP server chosen for its service (hypercorn or uvicorn, on uvloop
-when installed): the choice, the cyclic-GC tuning, and the SIGINT/SIGTERM drain both servers share."""
+"""Serve an ASGI app on uvicorn (on uvloop when installed): the cyclic-GC tuning and the SIGINT/SIGTERM
+drain.  Hypercorn was offered too until it was dropped for a measured leak (ARCHITECTURE.md, "The
+HTTP server"); ``--server``/``server`` still name the one server, so that a choice is explicit."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from relaycore.config import Settings
 
 log = logging.getLogger("pulsar_relay")
 
-ServerName = Literal["hypercorn", "uvicorn"]
-SERVERS: tuple[ServerName, ...] = ("hypercorn", "uvicorn")
+ServerName = Literal["uvicorn"]
+SERVERS: tuple[ServerName, ...] = ("uvicorn",)
 # The server each service runs when neither `serve --server` nor the `server` setting names one:
 # the one that measured best for it (docs/BENCHMARKS.md, "Server choice").  Uvicorn (httptools)
 # answers single publishes with a lower p50 and ~1.9x the requests/s of hypercorn; with the
@@ -89,14 +90,9 @@ def tune_gc() -> None:
 def _main(
     app: Any, settings: Settings, host: str, port: int, server: ServerName
 ) -> Coroutine[Any, Any, None]:
-    # Imported here so a process only loads the server it runs.
-    if server == "uvicorn":
-        from pulsar_relay.serve_uvicorn import serve as serve_uvicorn
+    from pulsar_relay.serve_uvicorn import serve as serve_uvicorn
 
-        return serve_uvicorn(app, settings, host, port)
-    from pulsar_relay.serve_hypercorn import serve as serve_hypercorn
-
-    return serve_hypercorn(app, settings, host, port)
+    return serve_uvicorn(app, settings, host, port)
 
 
 def run(

@@ -59,17 +59,17 @@ def test_core_modules_do_not_import_the_web_framework() -> None:
         assert not bad, f"{rel} is core logic but imports {bad}"
 
 
-SERVER_RUNNERS = {"hypercorn": "pulsar_relay/serve_hypercorn.py", "uvicorn": "pulsar_relay/serve_uvicorn.py"}
+SERVER_RUNNERS = {"uvicorn": "pulsar_relay/serve_uvicorn.py"}
 
 
 def test_only_the_runner_modules_import_an_http_server() -> None:
     """The ASGI apps are server-agnostic: relaycore, the services and the rest of the composition
-    root never import hypercorn or uvicorn; each server is imported by its own runner only."""
+    root never import hypercorn or uvicorn; uvicorn is imported by its runner only."""
     paths = [*_modules(ROOT / "libs" / "relaycore"), *_modules(ROOT / "pulsar_relay")]
     for service in SERVICES:
         paths += _modules(ROOT / "services" / service)
     for path in paths:
         rel = str(path.relative_to(ROOT))
         allowed = {server for server, runner in SERVER_RUNNERS.items() if runner == rel}
-        bad = _imports(path) & (set(SERVER_RUNNERS) - allowed)
+        bad = _imports(path) & ({"hypercorn", *SERVER_RUNNERS} - allowed)
         assert not bad, f"{rel} imports {bad}"

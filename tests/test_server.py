@@ -34,21 +34,22 @@ def test_the_flag_wins_over_the_setting_which_wins_over_the_service_default() ->
     """--server beats the server setting; an empty setting means the service's own default."""
     assert choose_server("ingest", None, make_settings()) == DEFAULT_SERVER["ingest"] == "uvicorn"
     assert choose_server("gateway", None, make_settings()) == DEFAULT_SERVER["gateway"]
-    assert choose_server("ingest", None, make_settings(server="hypercorn")) == "hypercorn"
-    assert choose_server("auth", "uvicorn", make_settings(server="hypercorn")) == "uvicorn"
-    assert choose_server("ingest", "hypercorn", make_settings()) == "hypercorn"
+    assert choose_server("ingest", None, make_settings(server="uvicorn")) == "uvicorn"
+    assert choose_server("auth", "uvicorn", make_settings()) == "uvicorn"
+    with pytest.raises(ValueError, match="hypercorn"):
+        choose_server("ingest", "hypercorn", make_settings())
     assert set(DEFAULT_SERVER) == {"all", "auth", "ingest", "gateway"}
     assert set(DEFAULT_SERVER.values()) <= set(SERVERS)
 
 
 async def test_serve_ingest_runs_its_default_server_and_the_setting_overrides_it(valkey_url: str) -> None:
     """`serve ingest` with no choice runs uvicorn (log line and Server header); PULSAR_SERVER and
-    --server pick hypercorn instead."""
+    --server name it too."""
     env = {"PULSAR_VALKEY_URL": valkey_url, "PULSAR_JWT_SECRET_KEY": TEST_SECRET}
     cases = [
         ({}, [], "uvicorn"),
-        ({"PULSAR_SERVER": "hypercorn"}, [], "hypercorn"),
-        ({"PULSAR_SERVER": "hypercorn"}, ["--server", "uvicorn"], "uvicorn"),
+        ({"PULSAR_SERVER": "uvicorn"}, [], "uvicorn"),
+        ({"PULSAR_SERVER": "uvicorn"}, ["--server", "uvicorn"], "uvicorn"),
     ]
     for extra_env, args, expected in cases:
         proc = RelayProcess("ingest", env | extra_env, extra_args=args)
@@ -60,6 +61,21 @@ async def test_serve_ingest_runs_its_default_server_and_the_setting_overrides_it
             assert f"serving ingest with {expected}" in proc.output()
         finally:
             proc.stop()
+
+
+def test_hypercorn_is_refused_with_the_reason() -> None:
+    """PULSAR_SERVER=hypercorn (dropped for its WebSocket leak) stops start-up with exit 2 and a
+    configuration error naming the setting, rather than serving on something else."""
+    env = child_env(PULSAR_SERVER="hypercorn", PULSAR_JWT_SECRET_KEY=TEST_SECRET)
+    done = subprocess.run(
+        [sys.executable, "-m", "pulsar_relay", "serve", "all", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "PULSAR_SERVER" in done.stderr and "hypercorn" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("service", ["auth", "ingest", "gateway"])

@@ -76,9 +76,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     write_timeout: float = 30 * SECONDS
     log_level: str = "INFO"
     log_json: bool = False
-    # HTTP server behind `pulsar-relay serve` ("hypercorn" or "uvicorn"); "" = the service's
-    # default (pulsar_relay/server.py DEFAULT_SERVER).  `serve --server` wins over it.
-    server: Literal["", "hypercorn", "uvicorn"] = ""
+    # HTTP server behind `pulsar-relay serve`: "uvicorn" (the only one since hypercorn was dropped,
+    # ARCHITECTURE.md "The HTTP server"); "" = the default.  `serve --server` wins over it.
+    server: Literal["", "uvicorn"] = ""
     # /metrics: open on the service's port by default (counts only: no names, ids or payloads).
     # A token makes it answer only `Authorization: Bearer <token>`; a port moves it to a listener of
     # its own on `host` (and the service's port answers 404), for a network only Prometheus reaches.

@@ -1,5 +1,5 @@
-"""The gateway and ingest services on real sockets (hypercorn in the test loop) sharing one
-context, over the session Valkey or a memory backend; WebSocket clients from ``websockets``."""
+"""The gateway and ingest services on real sockets (uvicorn in the test loop, as `serve` runs it)
+sharing one context, over the session Valkey or a memory backend; WebSocket clients from ``websockets``."""
 
 from __future__ import annotations
 

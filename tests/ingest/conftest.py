@@ -1,5 +1,6 @@
-"""The ingest service on a real socket (hypercorn in the test loop) over the session Valkey or a
-fresh memory backend, with helpers for users, HTTP clients and reading Valkey keys directly."""
+"""The ingest service on a real socket (uvicorn in the test loop, as `serve` runs it) over the
+session Valkey or a fresh memory backend, with helpers for users, HTTP clients and reading Valkey
+keys directly."""
 
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ async def test_json_logs_carry_the_request_id(private_valkey: ValkeyServer, rela
     lines = [line for line in full_log(proc).splitlines() if line.strip()]
     records = []
     for line in lines:
-        record = json.loads(line)  # every line, hypercorn's included
+        record = json.loads(line)  # every line, the server's included
         assert {"time", "level", "logger", "message"} <= set(record), record
         records.append(record)
     tagged = [r for r in records if r.get("request_id") == "req-outage-7"]

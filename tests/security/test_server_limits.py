@@ -1,5 +1,5 @@
-"""The server-level protections hold whichever HTTP server runs a service (``PULSAR_SERVER``):
-split ingest and gateway processes under uvicorn, and under hypercorn for comparison, cut a head
+"""The server-level protections hold under the HTTP server that runs a service (``PULSAR_SERVER``):
+split ingest and gateway processes under uvicorn cut a head
 dribbled byte by byte, a body dribbled byte by byte and an idle keep-alive connection after
 ``read_timeout``, close an oversized WebSocket frame with 1009, and keep a WebSocket that only
 listens open past ``read_timeout``."""
@@ -18,7 +18,7 @@ from tests.reliability.harness import identity
 from tests.security import test_limits as limits
 from tests.security.conftest import WAIT, Relay, RelayFactory, recv
 
-SERVERS = ("uvicorn", "hypercorn")
+SERVERS = ("uvicorn",)
 
 
 @contextlib.asynccontextmanager
