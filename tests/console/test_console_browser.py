@@ -220,11 +220,24 @@ async def test_tail_says_when_the_websocket_is_refused(
         headers=bearer(admin),
     )
     assert r.status_code == 201
+    r = await http.post("/api/v1/topics", json={"topic_name": "refused-tail"}, headers=bearer(admin))
+    assert r.status_code in (201, 409), r.text
     await sign_in(b, relay.url, "ops", "ops-password-1")
     await b.call("waitForUrl", path="/console/overview")
-    await b.call("goto", url=f"{relay.url}/console/tail?topic=jobs")
+    await b.call("goto", url=f"{relay.url}/console/tail?topic=refused-tail")
     await b.call("waitFor", selector="#status[data-state=error]")
     assert "read permission" in await b.call("text", selector="#status")
+
+
+async def test_tail_of_a_missing_topic_says_not_found(relay: RelayProcess, browser: Browser) -> None:
+    """/console/tail?topic=<missing> says the topic does not exist (404), not "Live"."""
+    b = browser
+    await sign_in(b, relay.url, *ADMIN)
+    await b.call("waitForUrl", path="/console/overview")
+    await b.call("goto", url=f"{relay.url}/console/tail?topic=no-such-topic")
+    await b.call("waitFor", selector="#status[data-state=error]")
+    text = await b.call("text", selector="#status")
+    assert "No topic named no-such-topic" in text and "404" in text, text
 
 
 async def test_expired_session_returns_to_login(relay: RelayProcess, browser: Browser) -> None:

@@ -51,16 +51,20 @@ function show(m, origin) {
   while (list.children.length > MAX_SHOWN) list.lastElementChild.remove();
 }
 
+// False when the topic does not exist (404): there is nothing to tail, and the subscription
+// would be acknowledged all the same, so the page would say "Live" about a topic that is not there.
 async function backlog(name) {
   try {
     const page = await api(`/api/v1/topics/${encodeURIComponent(name)}/messages?limit=${BACKLOG}&order=desc`);
     page.messages.reverse().forEach((m) => show(m, "history"));
   } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) throw e;
+    if (e instanceof ApiError && e.status === 404) return false;
+    throw e;
   }
-  // Known to be empty (or not created yet): replay from the start, so that nothing published
-  // between this read and the subscription is missed.
+  // Known to be empty: replay from the start, so that nothing published between this read and
+  // the subscription is missed.
   lastId = lastId || "0-0";
+  return true;
 }
 
 function connect() {
@@ -124,7 +128,11 @@ async function tail(name) {
   document.title = `${name} · Live tail · Pulsar Relay console`;
   stopButton.disabled = false;
   try {
-    await backlog(name);
+    if (!(await backlog(name))) {
+      stopButton.disabled = true;
+      setStatus("error", `No topic named ${name} (404 Not Found)`);
+      return;
+    }
   } catch (e) {
     flash(e.message, "error");
   }
