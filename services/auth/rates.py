@@ -45,10 +45,12 @@ class RateRing:
         self.source = "process"
         self._published: int | None = None
         self._delivered: dict[str, int] = {}
-        # Per gateway: its counter and heartbeat time at its last new heartbeat, and the rate
-        # (deliveries/s) between its last two heartbeats.
+        # Per gateway: its counter and heartbeat time at its last new heartbeat, the rate
+        # (deliveries/s) between its last two heartbeats, and the deliveries reported but not yet
+        # counted in a sample (paid out at that rate, so the samples still add up exactly).
         self._beats: dict[str, tuple[int, int]] = {}
         self._beat_rates: dict[str, float] = {}
+        self._owed: dict[str, int] = {}
         self._at: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -102,7 +104,7 @@ class RateRing:
                 # Heartbeats refresh the counters every few seconds, more slowly than samples are
                 # taken: spread each gateway's increase over the time between its heartbeats, or
                 # steady traffic reads as 0, then a burst, then 0 again.
-                delivered = round(sum(self._beat_rates.get(g, 0.0) for g in beats) * seconds)
+                delivered = sum(self._pay(g, seconds) for g in beats)
             else:
                 delivered = sum(_increase(self._delivered.get(g), n) for g, n in delivered_now.items())
             self.samples.append(
@@ -123,9 +125,21 @@ class RateRing:
                 continue
             before = self._beats.get(gateway)
             if before is not None and beat > before[1]:
-                self._beat_rates[gateway] = _increase(before[0], count) / ((beat - before[1]) / 1000)
+                increase = _increase(before[0], count)
+                self._beat_rates[gateway] = increase / ((beat - before[1]) / 1000)
+                self._owed[gateway] = self._owed.get(gateway, 0) + increase
             if before is None or beat > before[1]:
                 self._beats[gateway] = (count, beat)
         for gone in set(self._beats) - set(counts):
             self._beats.pop(gone, None)
             self._beat_rates.pop(gone, None)
+            self._owed.pop(gone, None)
+
+    def _pay(self, gateway: str, seconds: float) -> int:
+        """This sample's share of the gateway's reported deliveries: its rate over the sample, or
+        all that is left once the rate has dropped to 0."""
+        owed = self._owed.get(gateway, 0)
+        rate = self._beat_rates.get(gateway, 0.0)
+        paid = min(owed, max(1, round(rate * seconds))) if rate > 0 else owed
+        self._owed[gateway] = owed - paid
+        return paid
