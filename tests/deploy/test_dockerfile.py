@@ -257,3 +257,14 @@ def test_allinone_environment_matches_the_entrypoint_defaults() -> None:
     assert {name: image.get(name) for name in defaults} == defaults
     assert image["PULSAR_VALKEY_HOST"] == "127.0.0.1" and "PULSAR_VALKEY_URL" not in image
     assert "PULSAR_JWT_SECRET_KEY" not in image, "no secret baked into the image"
+
+
+def test_base_image_is_pinned_by_digest_and_the_docs_name_its_tag() -> None:
+    """PYTHON_IMAGE is tag@sha256:<digest>, and every python:...-slim... the docs name is that tag."""
+    (arg,) = [rest for k, rest in instructions() if k == "ARG" and rest.startswith("PYTHON_IMAGE=")]
+    image = arg.removeprefix("PYTHON_IMAGE=")
+    tag, _, digest = image.partition("@")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), image
+    docs = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]
+    named = {m for p in docs for m in re.findall(r"python:3\.\d+-slim[\w.-]*", p.read_text())}
+    assert named <= {tag}, f"the docs name {sorted(named)}, the Dockerfile {tag}"
