@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -181,7 +182,7 @@ def test_dev_without_a_server_binary_uses_memory_loudly_and_locks_its_data_dir(t
 
 async def test_dev_uses_the_given_valkey_secret_and_admin(tmp_path: Path, valkey_url: str) -> None:
     """dev keeps what the user set (Valkey URL in env; secret and admin in config.yaml): nothing generated."""
-    secret = "from-the-config-file-" + "x" * 32
+    secret = "from-the-config-file-" + secrets.token_urlsafe(32)
     (tmp_path / "config.yaml").write_text(
         f"jwt_secret_key: {secret}\nbootstrap_admin_username: root\nbootstrap_admin_password: root-password\n"
     )
