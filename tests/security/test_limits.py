@@ -128,7 +128,10 @@ async def _flood(limited: Relay) -> None:
     finally:
         flood.close()
     print(f"\nflood: closed {code} after {sent} frames")
-    assert code == 4008, f"after {sent} frames: {code}"
+    # The 4008 close frame waits behind everything this client never read; when the server gives
+    # up on delivering it (read_timeout) it drops the connection, and the reset discards the unread
+    # frames, close frame included.  Either way the server must have closed it as a slow consumer.
+    assert code in (4008, None), f"after {sent} frames: {code}"
     await polite.send('{"type":"ping"}')
     assert (await recv(polite))["type"] == "pong"
     assert metric_sum(await scrape(limited.url), "relay_disconnects_total", reason="slow_consumer") >= 1
