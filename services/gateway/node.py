@@ -119,9 +119,7 @@ class Node:
 
     async def stop(self) -> None:
         await self.drain()
-        for task in [*self._tasks, *self._checks]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._checks, return_exceptions=True)
+        await _cancel_all([*self._tasks, *self._checks])
         with contextlib.suppress(Exception):  # what was dispatched is not handed over again
             async with asyncio.timeout(1.0):
                 await self.tailer.settle()
@@ -271,3 +269,14 @@ class Node:
             # miss messages, so it stops vouching for anything until the tailer catches up.
             log.warning("consumer group lag %d is close to the log length; clearing the cache", lag)
             self.cache.clear()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them to end.  One that absorbed its cancellation (a driver
+    that turns it into an error, which a retry loop then logs and carries on from; seen with the
+    presence loop) is cancelled again, so a stop never waits forever on it."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)

@@ -139,6 +139,7 @@ async def publish_direct(
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, backend: Backend | None = None) -> AsyncIterator[Relay]:
     ctx = Context(settings, backend)
+    before = asyncio.all_tasks()
     async with contextlib.AsyncExitStack() as stack:
         gw_app = gateway.app.create_app(settings, ctx)
         in_app = ingest.app.create_app(settings, ctx)
@@ -147,7 +148,14 @@ async def serve(settings: Settings, backend: Backend | None = None) -> AsyncIter
         relay = Relay(gw, ing, ctx, gw_app.state.gateway, stack)
         stack.push_async_callback(relay.http.aclose)
         yield relay
-    leftover = [t for t in asyncio.all_tasks() if t.get_name().startswith("gateway-") and not t.done()]
+    ours = asyncio.all_tasks() - before
+    leftover = [t for t in ours if t.get_name().startswith("gateway-") and not t.done()]
+    if leftover:
+        # Reported below; cancelled here so they do not outlive this test too (tests share one
+        # event loop, and every later check would otherwise report them again).
+        for task in leftover:
+            task.cancel()
+        await asyncio.wait(leftover, timeout=5)
     assert not leftover, f"gateway tasks outlived their server: {leftover}"
 
 
