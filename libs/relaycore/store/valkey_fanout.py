@@ -133,9 +133,9 @@ class ValkeyFanout:
             try:
                 groups = await self._r.xinfo_groups(self._k.log(p))
             except ResponseError:
-                if await self._r.exists(self._k.log(p)):
-                    raise
-                continue  # not created yet (the gateway has not joined): nothing to lag behind
+                # Not created yet (or created just now, after XINFO looked): nothing to lag behind
+                # this beat; the next one counts it.
+                continue
             for info in groups:
                 if info["name"].decode() == group:
                     total += await self._behind(p, info) + int(info.get("pending") or 0)
