@@ -34,7 +34,7 @@ lock: $(VENV)/bin/uv
 	@echo "regenerated $(LOCK) and $(LOCK_MIN); make install picks them up"
 
 # The declared lower bounds, tested: runtime dependencies at their minimum versions in a venv of their
-# own, running the storage, ingest and gateway tests.
+# own, running the storage, ingest, gateway and Valkey Cluster tests.
 VENV_MIN ?= .venv-min
 $(VENV_MIN)/.installed: pyproject.toml $(LOCK_MIN)
 	test -x $(VENV_MIN)/bin/python || python3 -m venv $(VENV_MIN)
@@ -43,7 +43,7 @@ $(VENV_MIN)/.installed: pyproject.toml $(LOCK_MIN)
 	touch $@
 
 test-min: $(VENV_MIN)/.installed valkey
-	$(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/contract tests/unit tests/ingest tests/gateway
+	$(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/contract tests/unit tests/ingest tests/gateway tests/cluster
 
 # System tools the tests use: a Valkey (or Redis 7) server and HAProxy; Debian packages when missing.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
