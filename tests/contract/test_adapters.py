@@ -46,7 +46,9 @@ def _callable_as(owner: type, name: str, *args: Any, **kwargs: Any) -> None:
 
 def _awaitable_as(owner: type, name: str, *args: Any) -> None:
     _callable_as(owner, name, *args)
-    assert inspect.iscoroutinefunction(getattr(owner, name)), f"{owner.__name__}.{name} is no longer awaitable"
+    assert inspect.iscoroutinefunction(getattr(owner, name)), (
+        f"{owner.__name__}.{name} is no longer awaitable"
+    )
 
 
 # redis-py --------------------------------------------------------------------------------------
@@ -66,7 +68,9 @@ REDIS_CHECKS: dict[str, Callable[[], None]] = {
     ),
     "ClusterNode.acquire_connection()": lambda: _callable_as(ClusterNode, "acquire_connection"),
     "ClusterNode.release(connection)": lambda: _callable_as(ClusterNode, "release", None),
-    "RedisCluster.nodes_manager.move_slot(MovedError)": lambda: _awaitable_as(NodesManager, "move_slot", None),
+    "RedisCluster.nodes_manager.move_slot(MovedError)": lambda: _awaitable_as(
+        NodesManager, "move_slot", None
+    ),
     "RedisCluster.get_node_from_key(key)": lambda: _callable_as(RedisCluster, "get_node_from_key", "k"),
 }
 
