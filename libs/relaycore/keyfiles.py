@@ -19,11 +19,11 @@ PUBLIC = "PULSAR_JWT_PUBLIC_KEY_FILE"
 PRIVATE = "PULSAR_JWT_PRIVATE_KEY_FILE"
 
 
-def _read(path: str, setting: str) -> tuple[bytes | None, str | None]:
+def _read(path: str, setting: str) -> bytes:
     try:
-        return Path(path).read_bytes(), None
+        return Path(path).read_bytes()
     except OSError as exc:
-        return None, f"{setting}: cannot read {path}: {exc.strerror or exc}"
+        raise KeyFileError(f"{setting}: cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _kind(key: object, algorithm: str) -> str | None:
@@ -45,36 +45,56 @@ def _describe(key: object) -> str:
     return f"a {type(key).__name__.removeprefix('_').replace('PublicKey', '').replace('PrivateKey', '')} key"
 
 
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+class KeyFileError(ValueError):
+    """One line naming the setting and what is wrong with its file."""
+
+
 def problem(algorithm: str, public_file: str, private_file: str) -> str | None:
     """The first problem with the key files for ``algorithm`` (EdDSA or ES256), or None."""
+    try:
+        load(algorithm, public_file, private_file)
+    except KeyFileError as exc:
+        return str(exc)
+    return None
+
+
+def load(algorithm: str, public_file: str, private_file: str) -> tuple[PublicKey, PrivateKey | None]:
+    """The public key for ``algorithm`` and, when ``private_file`` is set, the private key of the
+    same pair; KeyFileError for the first problem."""
     if not public_file:
-        return (
+        raise KeyFileError(
             f"{PUBLIC} is required with PULSAR_JWT_ALGORITHM={algorithm}"
             " (a PEM public key; the auth service also needs PULSAR_JWT_PRIVATE_KEY_FILE)"
         )
-    pem, error = _read(public_file, PUBLIC)
-    if pem is None:
-        return error
+    pem = _read(public_file, PUBLIC)
     try:
         public = load_pem_public_key(pem)
     except (ValueError, TypeError):
         if b"PRIVATE KEY-----" in pem:
-            return f"{PUBLIC}: {public_file} holds a private key; give the public key here"
-        return f"{PUBLIC}: {public_file} is not a PEM public key"
+            raise KeyFileError(
+                f"{PUBLIC}: {public_file} holds a private key; give the public key here"
+            ) from None
+        raise KeyFileError(f"{PUBLIC}: {public_file} is not a PEM public key") from None
     if wanted := _kind(public, algorithm):
-        return f"{PUBLIC}: {public_file} holds {_describe(public)}; {algorithm} needs {wanted}"
+        raise KeyFileError(f"{PUBLIC}: {public_file} holds {_describe(public)}; {algorithm} needs {wanted}")
+    assert isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
     if not private_file:
-        return None
-    pem, error = _read(private_file, PRIVATE)
-    if pem is None:
-        return error
+        return public, None
+    pem = _read(private_file, PRIVATE)
     try:
         private = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        return f"{PRIVATE}: {private_file} is not an unencrypted PEM private key"
+        raise KeyFileError(f"{PRIVATE}: {private_file} is not an unencrypted PEM private key") from None
     if wanted := _kind(private, algorithm):
-        return f"{PRIVATE}: {private_file} holds {_describe(private)}; {algorithm} needs {wanted}"
+        raise KeyFileError(
+            f"{PRIVATE}: {private_file} holds {_describe(private)}; {algorithm} needs {wanted}"
+        )
+    assert isinstance(private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey)
     spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if private.public_key().public_bytes(*spki) != public.public_bytes(*spki):
-        return f"{PRIVATE} and {PUBLIC} do not hold the same key pair"
-    return None
+        raise KeyFileError(f"{PRIVATE} and {PUBLIC} do not hold the same key pair")
+    return public, private

@@ -9,20 +9,16 @@ import hashlib
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from relaycore import keyfiles
 from relaycore.config import ConfigError, Settings
 from relaycore.models import User
 from relaycore.tokens import verification_key
-
-PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
 class Signer:
@@ -31,15 +27,19 @@ class Signer:
         self.ttl = settings.access_token_expire_seconds
         self.jwks: dict[str, Any] | None = None
         self._headers: dict[str, str] | None = None
-        self._key: str | bytes | PrivateKey
+        self._key: str | bytes | keyfiles.PrivateKey
         if self.algorithm == "HS256":
             self._key = verification_key(settings)  # dev mode: the same per-process secret
             return
-        private = _load_private(settings)
-        public = _load_public(settings)
-        if _jwk(private.public_key()) != _jwk(public):
+        try:
+            public, private = keyfiles.load(
+                self.algorithm, settings.jwt_public_key_file, settings.jwt_private_key_file
+            )
+        except keyfiles.KeyFileError as exc:
+            raise ConfigError(str(exc)) from None
+        if private is None:
             raise ConfigError(
-                "PULSAR_JWT_PRIVATE_KEY_FILE and PULSAR_JWT_PUBLIC_KEY_FILE do not hold the same key pair"
+                f"{keyfiles.PRIVATE} is required to sign with PULSAR_JWT_ALGORITHM={self.algorithm}"
             )
         jwk = _jwk(public)
         kid = _thumbprint(jwk)
@@ -64,53 +64,7 @@ class Signer:
         return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=self._headers)
 
 
-def _read(path: str, setting: str) -> bytes:
-    if not path:
-        raise ConfigError(f"{setting} is required with an asymmetric PULSAR_JWT_ALGORITHM")
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from exc
-
-
-def _load_private(settings: Settings) -> PrivateKey:
-    pem = _read(settings.jwt_private_key_file, "PULSAR_JWT_PRIVATE_KEY_FILE")
-    try:
-        key = load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"PULSAR_JWT_PRIVATE_KEY_FILE is not an unencrypted PEM private key: {exc}"
-        ) from exc
-    _check_kind(key, settings.jwt_algorithm, "PULSAR_JWT_PRIVATE_KEY_FILE")
-    assert isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey)
-    return key
-
-
-def _load_public(settings: Settings) -> PublicKey:
-    pem = _read(settings.jwt_public_key_file, "PULSAR_JWT_PUBLIC_KEY_FILE")
-    try:
-        key = load_pem_public_key(pem)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"PULSAR_JWT_PUBLIC_KEY_FILE is not a PEM public key: {exc}") from exc
-    _check_kind(key, settings.jwt_algorithm, "PULSAR_JWT_PUBLIC_KEY_FILE")
-    assert isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
-    return key
-
-
-def _check_kind(key: object, algorithm: str, setting: str) -> None:
-    if algorithm == "EdDSA":
-        ok = isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
-        wanted = "an Ed25519 key"
-    else:
-        ok = isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) and isinstance(
-            key.curve, ec.SECP256R1
-        )
-        wanted = "an EC P-256 key"
-    if not ok:
-        raise ConfigError(f"{setting} must hold {wanted} for PULSAR_JWT_ALGORITHM={algorithm}")
-
-
-def _jwk(public: PublicKey) -> dict[str, Any]:
+def _jwk(public: keyfiles.PublicKey) -> dict[str, Any]:
     if isinstance(public, ed25519.Ed25519PublicKey):
         return dict(OKPAlgorithm.to_jwk(public, as_dict=True))
     return dict(ECAlgorithm.to_jwk(public, as_dict=True))
