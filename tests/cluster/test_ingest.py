@@ -170,3 +170,92 @@ async def test_publish_waiting_for_a_missing_replica_is_not_acknowledged(
             )
         assert r.status_code == 503 and "replicas" in r.text
     assert await svc.backend.messages.length(topics[0]) == 1
+
+
+async def test_key_reused_on_another_partition_is_422_and_writes_nothing(svc: Ingest) -> None:
+    """A key is the user's whatever the topic, as on one server: reused for a single publish, or a
+    bulk, to a topic of another partition it is a 422 and nothing is written there."""
+    _, alice = await svc.user("alice")
+    a, b, c = one_per_partition(svc.settings.fanout_partitions)[:3]
+    k = key()
+    first = await alice.post("/api/v1/messages", json={"topic": a, "payload": {"n": 0}}, headers=k)
+    other = await alice.post("/api/v1/messages", json={"topic": b, "payload": {"n": 0}}, headers=k)
+    bulk = await alice.post(
+        "/api/v1/messages/bulk",
+        json={"messages": [{"topic": b, "payload": {"n": 1}}, {"topic": c, "payload": {"n": 2}}]},
+        headers=k,
+    )
+    again = await alice.post("/api/v1/messages", json={"topic": a, "payload": {"n": 0}}, headers=k)
+    assert first.status_code == 201, first.text
+    for r in (other, bulk):
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert again.status_code == 201 and again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    assert [await svc.backend.messages.length(t) for t in (a, b, c)] == [1, 0, 0]
+    assert await svc.backend.topics.get(b) is None
+
+
+async def test_another_users_key_is_their_own(svc: Ingest) -> None:
+    """Keys are per user: bob's publish with alice's key on another partition is his own 201."""
+    _, alice = await svc.user("alice")
+    _, bob = await svc.user("bob")
+    a, b = one_per_partition(svc.settings.fanout_partitions)[:2]
+    k = key()
+    assert (
+        await alice.post("/api/v1/messages", json={"topic": a, "payload": {}}, headers=k)
+    ).status_code == 201
+    assert (
+        await bob.post("/api/v1/messages", json={"topic": b, "payload": {}}, headers=k)
+    ).status_code == 201
+
+
+async def test_concurrent_publishes_with_one_key_over_partitions_accept_exactly_one(svc: Ingest) -> None:
+    """Twelve simultaneous publishes with one key, each to another partition's topic (singles and
+    bulks): exactly one is accepted, the rest are 422, and exactly its messages are stored."""
+    _, alice = await svc.user("alice")
+    topics = one_per_partition(svc.settings.fanout_partitions)
+    k = key()
+    requests = []
+    for n in range(12):
+        t, u = topics[n % len(topics)], topics[(n + 1) % len(topics)]
+        if n % 2:
+            requests.append(alice.post("/api/v1/messages", json={"topic": t, "payload": {"n": n}}, headers=k))
+        else:
+            bulk = {"messages": [{"topic": t, "payload": {"n": n}}, {"topic": u, "payload": {"n": n}}]}
+            requests.append(alice.post("/api/v1/messages/bulk", json=bulk, headers=k))
+    replies = await asyncio.gather(*requests)
+    codes = [r.status_code for r in replies]
+    assert codes.count(422) == 11 and len({201, 207} & set(codes)) == 1, codes
+    won = next(r for r in replies if r.status_code != 422).json()
+    want = len(won["results"]) if "results" in won else 1
+    assert sum([await svc.backend.messages.length(t) for t in topics]) == want
+
+
+async def test_retry_after_a_crash_between_claim_and_publish_stores_once(svc: Ingest) -> None:
+    """An ingest that died after claiming the key and before publishing (the claim alone in
+    Valkey): the retry with the same request stores it once, a later repeat gets that answer, and
+    another request with the key is still a 422."""
+    alice, client = await svc.user("alice")
+    a, b = one_per_partition(svc.settings.fanout_partitions)[:2]
+    k = uuid.uuid4().hex
+    body = {"messages": [{"topic": a, "payload": {"n": 0}}, {"topic": b, "payload": {"n": 1}}]}
+    now = iso_z(utcnow())
+    messages = [
+        NewMessage(topic=a, payload=b'{"n":0}', timestamp=now),
+        NewMessage(topic=b, payload=b'{"n":1}', timestamp=now),
+    ]
+    keys = Keys(svc.settings.key_prefix, svc.settings.fanout_partitions)
+    raw = connect(svc.settings)
+    try:
+        await raw.set(keys.user_idempotency(alice.user_id, k), fingerprint.of("bulk", messages), px=600_000)
+    finally:
+        await raw.aclose()
+    h = {"Idempotency-Key": k}
+    retry = await client.post("/api/v1/messages/bulk", json=body, headers=h)
+    again = await client.post("/api/v1/messages/bulk", json=body, headers=h)
+    other = await client.post("/api/v1/messages", json={"topic": a, "payload": {"n": 5}}, headers=h)
+    assert retry.status_code == 207, retry.text
+    assert again.content == retry.content and again.headers["idempotent-replayed"] == "true"
+    assert other.status_code == 422, other.text
+    assert [await svc.backend.messages.length(t) for t in (a, b)] == [1, 1]

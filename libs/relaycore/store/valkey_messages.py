@@ -8,6 +8,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from relaycore import ids
+from relaycore.adapters.redis import send_pinned
 from relaycore.config import Settings
 from relaycore.errors import Forbidden
 from relaycore.ids import StreamId
@@ -22,6 +23,10 @@ from relaycore.store.valkey_publish import PublishScript, decode_record, denied_
 from relaycore.valkey import Client
 
 __all__ = ["ValkeyMessages", "denied_detail"]
+
+# A cluster's claim of an Idempotency-Key outlives the records its publish writes (made a moment
+# later, each with ``idempotency_ttl``), so while any of them exists the claim does too.
+CLAIM_MARGIN_MS = 60_000
 
 
 @guard_methods
@@ -45,6 +50,8 @@ class ValkeyMessages:
         idempotency_ttl: float,
         topic_ids: Sequence[str],
     ) -> PublishResult:
+        if self._across is not None and idempotency_key is not None:
+            await self._claim(user.user_id, idempotency_key, fingerprint.of(kind, messages), idempotency_ttl)
         if self._across is not None and len({self._script.topic_keys(m.topic)[4] for m in messages}) > 1:
             return await self._across.publish(
                 messages,
@@ -84,6 +91,27 @@ class ValkeyMessages:
                 duplicate=True,
             )
         raise Forbidden(denied_detail(reply.denied, kind))
+
+    async def _claim(self, user_id: str, key: str, digest: str, ttl: float) -> None:
+        """On a cluster, bind ``key`` to this request's fingerprint before anything is written, in
+        the key's own slot (the name a single server keeps its record under), so a key reused for
+        another request is a 422 whichever partitions the two requests touch.  ``SET NX GET`` is
+        atomic: of two concurrent requests with one key exactly one binds it, the other sees its
+        fingerprint.  The partition records written next still make the same request's repeats
+        exactly once; a crash after the claim leaves the key bound to this request, whose retry
+        then publishes it (nothing was written) or finds what was."""
+        name = self._k.user_idempotency(user_id, key)
+        px = int(ttl * 1000) + CLAIM_MARGIN_MS
+        if self._script.waits:
+            # Like the publish itself: acknowledged by replicas, so a failover keeps the binding.
+            command = ("SET", name, digest, "NX", "GET", "PX", px)
+            prev, _ = await send_pinned(self._r, name, command, self._script.wait_command)
+        else:
+            prev = await self._r.set(name, digest, nx=True, get=True, px=px)
+        if isinstance(prev, Exception):
+            raise prev
+        if prev is not None:
+            fingerprint.require_same(prev.decode(), digest, key)
 
     def _idem_key(self, topic: str, user_id: str, key: str) -> str:
         """One node: the user's record whatever the topic, so a key reused on another topic is

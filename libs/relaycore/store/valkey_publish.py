@@ -77,6 +77,8 @@ class PublishScript:
         self.waits = self._wait > 0
         self._batch = ScriptBatch(client, self._script) if batched and not self.waits else None
         self._wait_ms = max(1, int(settings.publish_wait_timeout * 1000))
+        # What follows a write that replicas must have before it is answered.
+        self.wait_command: tuple[str, int, int] = ("WAIT", self._wait, self._wait_ms)
         self.topic_keys = functools.lru_cache(maxsize=_TOPIC_KEYS_CACHED)(self._keys_of)
 
     def _keys_of(self, topic: str) -> tuple[str, str, str, str, int]:
