@@ -1,75 +1,38 @@
 """Bare-ASGI routes served in front of a service's framework app, for hot endpoints whose cost per
-request is mostly framework: exact method+path pairs, with ``RelayMiddleware``'s behaviour (request
-ids, 413 body limit, 408 body deadline, metrics) and the app's own error mapping (``on_error``), but
-without the middleware, router and Request/Response chain.  Everything else falls through to the app.
-Framework-free: the service's app module plugs it into Starlette."""
+request is mostly framework: exact method+path pairs (another method on one of their paths is 405),
+through the same request pipeline as ``RelayMiddleware`` (``relaycore.http_pipeline``: request ids,
+413 body limit, 408 body deadline, metrics, error bodies) but without the middleware, router and
+Request/Response chain.  Everything else falls through to the app.  Framework-free: the service's
+app module plugs it into Starlette."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from types import CoroutineType
 from typing import Any
 
-import msgspec
+from relaycore import eager, errors, logs
+from relaycore.http_pipeline import (
+    BodyLimits,
+    RawHeaders,
+    Receive,
+    Reply,
+    RequestMetrics,
+    Scope,
+    Send,
+    drain_body,
+    error_reply,
+    request_id_of,
+    respond,
+)
 
-from relaycore import eager, errors, logs, metrics
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-RawHeaders = list[tuple[bytes, bytes]]
-# (status, JSON body, headers that go before content-length/content-type, as Starlette orders them)
-Reply = tuple[int, bytes, RawHeaders]
 # The request body and its headers (lower-case names; the first of repeated headers, as Starlette).
 Handler = Callable[[bytes, Mapping[bytes, bytes]], Awaitable[Reply]]
-# The answer the framework app would give for an exception raised while serving ``scope``.
-ErrorReply = Callable[[Scope, Exception], Awaitable[Reply]]
 
-_JSON_TYPE = (b"content-type", b"application/json")
-_encoder = msgspec.json.Encoder()
 _DISCONNECTED = 499  # the metrics' status for a request whose client left before it was answered
-# uuid4's version and variant bits over 128 random bits: uuid.uuid4() reads os.urandom, a syscall
-# per request for an id that only has to be unique (random reseeds itself in forked children).
-_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_V4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
-def request_id_hex() -> str:
-    """A fresh request id: 32 hex digits shaped like ``uuid.uuid4().hex``."""
-    return f"{random.getrandbits(128) & _V4_CLEAR | _V4_SET:032x}"
-
-
-def bearer_of(authorization: str) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header value; None for anything else."""
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
-    """The bearer token of raw ASGI headers."""
-    return bearer_of(headers.get(b"authorization", b"").decode("latin-1"))
-
-
-def drain_limit(max_body_bytes: int) -> int:
-    """How much of an over-long body is read and dropped before answering 413.  Clients that send
-    the whole body before reading (requests, httpx) otherwise get a connection reset instead of the
-    413 (the real client retries resets forever); beyond this, the connection is just closed."""
-    return max(8 * max_body_bytes, 16 * 1024 * 1024)
-
-
-async def drain_body(receive: Receive, seen: int, limit: int) -> None:
-    """Read and drop the rest of a request body, up to ``limit`` bytes in all."""
-    while seen <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
 
 
 class _Disconnected(Exception):
@@ -84,24 +47,24 @@ class BareRoutes:
         fallback: ASGIApp,
         routes: Mapping[tuple[str, str], Handler],
         *,
-        on_error: ErrorReply,
         service: str,
         max_body_bytes: int,
         body_timeout: float,
     ) -> None:
         self.fallback = fallback
-        self.on_error = on_error
         self.routes = dict(routes)
         self.service = service
-        self.max_body = max_body_bytes
-        self.body_timeout = body_timeout
-        self.drain_limit = drain_limit(max_body_bytes)
-        self._too_large = f"Request body exceeds {max_body_bytes} bytes"
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.limits = BodyLimits(max_body_bytes, body_timeout)
+        self.metrics = RequestMetrics(service)
+        methods: dict[str, list[str]] = {}
+        for method, path in self.routes:
+            methods.setdefault(path, []).append(method)
+        # Another method on a served path: 405 naming the methods, as a framework router answers.
+        self.not_allowed = {path: _not_allowed(", ".join(allow)) for path, allow in methods.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            handler = self.routes.get((scope["method"], scope["path"]))
+            handler = self.routes.get((scope["method"], scope["path"])) or self.not_allowed.get(scope["path"])
             if handler is not None:
                 await self._serve(handler, scope, receive, send)
                 return
@@ -112,20 +75,15 @@ class BareRoutes:
         scope.setdefault("relay.service", self.service)
         raw: RawHeaders = scope["headers"]
         last = dict(raw)  # RelayMiddleware reads x-request-id and content-length from the last one
-        given = last.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_text = given or request_id_hex()
+        request_text = request_id_of(last)
         request_id = request_text.encode("latin-1")
         logged_as = logs.request_id.set(request_text)
         status = _DISCONNECTED
         try:
             length = last.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                if length.isdigit() and int(length) <= self.drain_limit:
-                    await drain_body(receive, 0, self.drain_limit)
+            if length is not None and self.limits.declared_over(length):
                 status = 413
-                body = _json_detail(self._too_large)
-                # RelayMiddleware's early 413 names the request id first.
-                await _respond(send, status, body, [(b"x-request-id", request_id)], None)
+                await self.limits.refuse_declared(length, receive, send, request_id)
                 return
             headers = last if len(last) == len(raw) else dict(reversed(raw))
             try:
@@ -133,17 +91,16 @@ class BareRoutes:
             except _Disconnected:
                 return
             except Exception as exc:
-                status, out, extra = await self.on_error(scope, exc)
-            await _respond(send, status, out, extra, request_id)
+                status, out, extra = error_reply(exc, self.service, scope["path"])
+            await respond(send, status, out, extra, request_id)
         finally:
             logs.request_id.reset(logged_as)
-            counter, latency = self._metrics(scope["method"], scope["path"], status)
-            counter.inc()
-            latency.observe(time.perf_counter() - start)
+            self.metrics.observe(scope["method"], scope["path"], status, time.perf_counter() - start)
 
     async def _body(self, receive: Receive) -> bytes:
-        """The whole body, within ``body_timeout`` (408) and ``max_body_bytes`` (413).  As in
+        """The whole body, within the body deadline (408) and size limit (413).  As in
         RelayMiddleware, the rest of an over-long body is dropped without the deadline."""
+        limits = self.limits
         # A small body has usually arrived with the head: then it is taken without arming the
         # deadline (a timer per request was ~4 % of a publish's CPU).
         first = receive()
@@ -151,7 +108,7 @@ class BareRoutes:
             done, waiting = eager.step(first)
             if done:
                 chunk, more = _chunk(waiting)
-                if not more and len(chunk) <= self.max_body:
+                if not more and len(chunk) <= limits.max_body:
                     return chunk
                 pending: Awaitable[MutableMapping[str, Any]] | None = _ready(waiting)
             else:
@@ -161,13 +118,13 @@ class BareRoutes:
         chunks: list[bytes] = []
         seen = 0
         try:
-            async with asyncio.timeout(self.body_timeout):
+            async with asyncio.timeout(limits.body_timeout):
                 while True:
                     message = await (pending or receive())
                     pending = None
                     chunk, more = _chunk(message)
                     seen += len(chunk)
-                    if seen > self.max_body:
+                    if seen > limits.max_body:
                         break
                     if not more and not chunks:
                         return chunk
@@ -175,23 +132,17 @@ class BareRoutes:
                     if not more:
                         return b"".join(chunks)
         except TimeoutError:
-            raise errors.RequestTimeout(
-                f"Request body not received within {self.body_timeout:g} seconds"
-            ) from None
+            raise limits.timed_out() from None
         if more:
-            await drain_body(receive, seen, self.drain_limit)
-        raise errors.PayloadTooLarge(self._too_large)
+            await drain_body(receive, seen, limits.drain_limit)
+        raise limits.too_large()
 
-    def _metrics(self, method: str, path: str, status: int) -> tuple[Any, Any]:
-        """The request counter and latency series of a route and status, looked up once."""
-        key = (method, path, status)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = (
-                metrics.http_requests.labels(self.service, method, path, str(status)),
-                metrics.http_latency.labels(self.service, path),
-            )
-        return series
+
+def _not_allowed(allow: str) -> Handler:
+    async def refuse(body: bytes, headers: Mapping[bytes, bytes]) -> Reply:
+        raise errors.MethodNotAllowed(allow)
+
+    return refuse
 
 
 def _chunk(message: MutableMapping[str, Any]) -> tuple[bytes, bool]:
@@ -203,16 +154,3 @@ def _chunk(message: MutableMapping[str, Any]) -> tuple[bytes, bool]:
 
 async def _ready(message: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return message
-
-
-def _json_detail(detail: str) -> bytes:
-    return _encoder.encode({"detail": detail})
-
-
-async def _respond(send: Send, status: int, body: bytes, first: RawHeaders, request_id: bytes | None) -> None:
-    """One JSON response, headers in the order Starlette's ``JSON`` + RelayMiddleware give them."""
-    headers = [*first, (b"content-length", str(len(body)).encode()), _JSON_TYPE]
-    if request_id is not None:
-        headers.append((b"x-request-id", request_id))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -5,6 +5,7 @@ gateway maps them to WebSocket frames and close codes.
     ├── Unauthenticated           no credentials, or a bad/expired token          (HTTP 401)
     ├── Forbidden                 authenticated, but not allowed                   (HTTP 403)
     ├── NotFound                  the named user or topic does not exist           (HTTP 404)
+    ├── MethodNotAllowed          the path exists, not for this method; ``allow``   (HTTP 405)
     ├── Conflict                  it exists already                                (HTTP 409)
     ├── BadRequest                understood, but refused by a rule                (HTTP 400)
     ├── InvalidInput              fails validation; carries FastAPI-style items    (HTTP 422)
@@ -38,6 +39,16 @@ class Forbidden(RelayError):
 
 class NotFound(RelayError):
     code = "NOT_FOUND"
+
+
+class MethodNotAllowed(RelayError):
+    """``allow`` names the methods the path answers (the ``Allow`` header)."""
+
+    code = "METHOD_NOT_ALLOWED"
+
+    def __init__(self, allow: str) -> None:
+        super().__init__("Method Not Allowed")
+        self.allow = allow
 
 
 class Conflict(RelayError):

@@ -1,5 +1,6 @@
-"""The only Starlette-aware module in relaycore: error mapping, JSON in and out, the bearer
-token, body limits, request metrics, and the ``/health``, ``/ready``, ``/metrics`` routes."""
+"""The only Starlette-aware module in relaycore: the request pipeline (``relaycore.http_pipeline``:
+request ids, body limits, metrics, error bodies) as Starlette middleware and exception handlers,
+JSON in and out, the bearer token, and the ``/health``, ``/ready``, ``/metrics`` routes."""
 
 from __future__ import annotations
 
@@ -23,29 +24,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relaycore import errors, jsonbody, logs, metrics, readiness
-from relaycore.bare_routes import bearer_of, drain_body, drain_limit, request_id_hex
+from relaycore import errors, http_pipeline, jsonbody, logs, metrics, readiness
 from relaycore.config import Settings
 from relaycore.context import Context
+from relaycore.http_pipeline import BodyLimits, RequestMetrics, bearer_of, drain_body, request_id_of
 from relaycore.models import User, iso_z
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 VERSION = "0.1.0"
 
-_STATUS: dict[type[errors.RelayError], int] = {
-    errors.Unauthenticated: 401,
-    errors.Forbidden: 403,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.BadRequest: 400,
-    errors.InvalidInput: 422,
-    errors.PayloadTooLarge: 413,
-    errors.RequestTimeout: 408,
-    errors.RateLimited: 429,
-    errors.Unavailable: 503,
-    errors.BadGateway: 502,
-}
 _encoder = msgspec.json.Encoder()
 
 
@@ -56,24 +44,22 @@ class JSON(Response):
         return _encoder.encode(content)
 
 
+def _response(reply: http_pipeline.Reply) -> Response:
+    status, body, headers = reply
+    return Response(
+        body,
+        status,
+        {name.decode("latin-1"): value.decode("latin-1") for name, value in headers},
+        media_type="application/json",
+    )
+
+
 def relay_error_response(exc: errors.RelayError) -> Response:
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
-    headers: dict[str, str] = {}
-    if isinstance(exc, errors.Unauthenticated):
-        headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, errors.RateLimited):
-        headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, errors.InvalidInput):
-        return JSON({"detail": exc.errors}, status, headers)
-    return JSON({"detail": exc.detail}, status, headers)
+    return _response(http_pipeline.relay_error_reply(exc))
 
 
-async def _on_relay_error(request: HTTPConnection, exc: Exception) -> Response:
-    assert isinstance(exc, errors.RelayError)
-    if isinstance(exc, errors.Unavailable):  # the stores turn Valkey failures into this
-        metrics.storage_errors.labels(_service(request)).inc()
-        log.warning("503 on %s: %s (%r)", request.url.path, exc.detail, exc.__cause__)
-    return relay_error_response(exc)
+async def _on_error(request: HTTPConnection, exc: Exception) -> Response:
+    return _response(http_pipeline.error_reply(exc, _service(request), request.url.path))
 
 
 async def _on_http_error(request: HTTPConnection, exc: Exception) -> Response:
@@ -81,22 +67,11 @@ async def _on_http_error(request: HTTPConnection, exc: Exception) -> Response:
     return JSON({"detail": exc.detail}, exc.status_code, exc.headers)
 
 
-async def _on_storage_error(request: HTTPConnection, exc: Exception) -> Response:
-    metrics.storage_errors.labels(_service(request)).inc()
-    log.warning("storage error on %s: %r", request.url.path, exc)
-    return JSON({"detail": "Storage is unavailable, retry later"}, 503)
-
-
-async def _on_crash(request: HTTPConnection, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path)
-    return JSON({"error": "INTERNAL_ERROR", "message": "An internal error occurred", "details": None}, 500)
-
-
 EXCEPTION_HANDLERS: dict[Any, Callable[[HTTPConnection, Exception], Awaitable[Response]]] = {
-    errors.RelayError: _on_relay_error,
+    errors.RelayError: _on_error,
     HTTPException: _on_http_error,
-    RedisError: _on_storage_error,
-    Exception: _on_crash,
+    RedisError: _on_error,
+    Exception: _on_error,
 }
 
 
@@ -178,9 +153,8 @@ class RelayMiddleware:
     def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, body_timeout: float) -> None:
         self.app = app
         self.service = service
-        self.max_body = max_body_bytes
-        self.body_timeout = body_timeout
-        self.drain_limit = drain_limit(max_body_bytes)
+        self.limits = BodyLimits(max_body_bytes, body_timeout)
+        self.metrics = RequestMetrics(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -189,16 +163,15 @@ class RelayMiddleware:
             return
         scope.setdefault("relay.service", self.service)
         headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or request_id_hex()
+        request_id = request_id_of(headers)
+        limits = self.limits
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            if length.isdigit() and int(length) <= self.drain_limit:
-                await drain_body(receive, 0, self.drain_limit)
-            await self._too_large(scope, receive, send, request_id)
+        if length is not None and limits.declared_over(length):
+            await limits.refuse_declared(length, receive, send, request_id.encode("latin-1"))
             return
         seen = 0
         status = 500
-        body_deadline = asyncio.get_running_loop().time() + self.body_timeout
+        body_deadline = asyncio.get_running_loop().time() + limits.body_timeout
         body_done = False
 
         async def limited_receive() -> Message:
@@ -209,17 +182,15 @@ class RelayMiddleware:
                 async with asyncio.timeout_at(body_deadline):
                     message = await receive()
             except TimeoutError:
-                raise errors.RequestTimeout(
-                    f"Request body not received within {self.body_timeout:g} seconds"
-                ) from None
+                raise limits.timed_out() from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > limits.max_body:
                     if message.get("more_body", False):
-                        await drain_body(receive, seen, self.drain_limit)
-                    raise errors.PayloadTooLarge(f"Request body exceeds {self.max_body} bytes")
+                        await drain_body(receive, seen, limits.drain_limit)
+                    raise limits.too_large()
             return message
 
         async def tagged_send(message: Message) -> None:
@@ -240,14 +211,7 @@ class RelayMiddleware:
             logs.request_id.reset(logged_as)
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            metrics.http_requests.labels(self.service, scope["method"], path, str(status)).inc()
-            metrics.http_latency.labels(self.service, path).observe(time.perf_counter() - start)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        response = JSON(
-            {"detail": f"Request body exceeds {self.max_body} bytes"}, 413, {"x-request-id": request_id}
-        )
-        await response(scope, receive, send)
+            self.metrics.observe(scope["method"], path, status, time.perf_counter() - start)
 
 
 # --- app factory ------------------------------------------------------------------------------

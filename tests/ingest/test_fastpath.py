@@ -1,7 +1,9 @@
-"""The publish endpoints are served by bare ASGI handlers in front of Starlette: their answers
-(status, headers in order, body) are those of the same endpoints reached through Starlette's
-middleware and router, including 401/403/413/408/422 and idempotent repeats; every other request
-falls through to Starlette; metrics and request ids are kept."""
+"""The publish endpoints are served by bare ASGI handlers in front of Starlette (and only there: the
+app has no Starlette routes for them): their answers (status, headers in order, body) are those of
+the same endpoints served as Starlette routes through ``RelayMiddleware`` and the exception
+handlers, including 401/403/405/413/408/422/503/500 and idempotent repeats, because both paths run
+``relaycore.http_pipeline``; every other request falls through to Starlette; metrics and request ids
+are kept."""
 
 from __future__ import annotations
 
@@ -14,11 +16,19 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from starlette.applications import Starlette
+from redis.exceptions import ConnectionError as RedisConnectionError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 import ingest.app
-from relaycore.bare_routes import ASGIApp, BareRoutes, Receive, Scope, Send
+from ingest.endpoints import PublishEndpoint
+from ingest.routes import publish_endpoints
+from relaycore import errors
+from relaycore.bare_routes import ASGIApp, BareRoutes
 from relaycore.context import Context
+from relaycore.http_pipeline import Receive, Reply, Scope, Send, bearer_token
+from relaycore.web import service_app
 from tests.conftest import make_settings
 from tests.support.identity import make_user
 from tests.support.serve import running
@@ -26,11 +36,23 @@ from tests.support.serve import running
 VOLATILE = {b"date", b"server", b"x-request-id", b"location"}  # location names the port
 
 
-def through_starlette(app: Starlette) -> ASGIApp:
-    """``app`` without its bare routes in front: every request takes the Starlette chain.  Its
-    lifespan is left to the server running ``app`` itself (they share one context)."""
-    bare = app.middleware_stack
-    assert isinstance(bare, BareRoutes)
+def _as_route(path: str, endpoint: PublishEndpoint) -> Route:
+    """A publish endpoint as an ordinary Starlette route (the test's seam: the product has none)."""
+
+    async def handle(request: Request) -> Response:
+        status, out, repeat = await endpoint(
+            await request.body(),
+            bearer_token(dict(request.scope["headers"])),
+            request.headers.get("idempotency-key"),
+        )
+        replayed = {"idempotent-replayed": "true"} if repeat else None
+        return Response(out, status, replayed, media_type="application/json")
+
+    return Route(path, handle, methods=["POST"])
+
+
+def without_lifespan(app: ASGIApp) -> ASGIApp:
+    """``app`` with its lifespan left to the server running the ingest app (they share a context)."""
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -39,10 +61,15 @@ def through_starlette(app: Starlette) -> ASGIApp:
             await receive()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        scope["app"] = app
-        await bare.fallback(scope, receive, send)
+        await app(scope, receive, send)
 
     return serve
+
+
+def through_starlette(ctx: Context) -> ASGIApp:
+    """The publish endpoints as Starlette routes behind RelayMiddleware: the non-hot path."""
+    routes = [_as_route(path, e) for path, e in publish_endpoints(ctx).items()]
+    return without_lifespan(service_app("ingest", ctx.settings, ctx, routes))
 
 
 class Pair:
@@ -67,7 +94,8 @@ async def pair(valkey_url: str) -> AsyncIterator[Pair]:
     app = ingest.app.create_app(settings, ctx)
     async with contextlib.AsyncExitStack() as stack:
         fast = await stack.enter_async_context(running(app))
-        slow = await stack.enter_async_context(running(through_starlette(app)))
+        assert isinstance(app.middleware_stack, BareRoutes)
+        slow = await stack.enter_async_context(running(through_starlette(ctx)))
         yield Pair(fast, slow, ctx)
 
 
@@ -174,15 +202,16 @@ async def test_publishes_and_repeats_match_the_starlette_route(pair: Pair) -> No
     assert shape(firsts[0])[:2] == shape(firsts[1])[:2]
 
 
-async def test_other_methods_and_paths_fall_through_to_starlette(pair: Pair) -> None:
-    """GET on a publish path (405), a trailing slash, and the ops routes answer as Starlette does."""
-    for method, path in (
-        ("GET", "/api/v1/messages"),
-        ("PUT", "/api/v1/messages/bulk"),
-        ("POST", "/api/v1/messages/"),
-    ):
+async def test_other_methods_and_paths_answer_as_starlette(pair: Pair) -> None:
+    """GET or PUT on a publish path (405 with Allow) and the ops routes answer as Starlette's router
+    does; a trailing slash falls through to Starlette, which has no publish route to redirect to."""
+    for method, path in (("GET", "/api/v1/messages"), ("PUT", "/api/v1/messages/bulk")):
         fast, slow = await pair.both(method, path, follow_redirects=False)
+        assert fast.status_code == 405 and fast.headers["allow"] == "POST"
         assert shape(fast) == shape(slow), (method, path)
+    async with httpx.AsyncClient(base_url=pair.fast) as c:
+        r = await c.post("/api/v1/messages/", json={}, follow_redirects=False)
+        assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
     fast, slow = await pair.both("GET", "/health")
     assert fast.status_code == slow.status_code == 200
 
@@ -208,3 +237,44 @@ async def test_request_ids_and_metrics_are_kept(pair: Pair) -> None:
             text,
         ), (route, status)
     assert 'relay_http_request_duration_seconds_count{route="/api/v1/messages",service="ingest"}' in text
+
+
+RAISED: dict[str, Exception] = {
+    "unauthenticated": errors.Unauthenticated("Token expired"),
+    "rate-limited": errors.RateLimited("Too many attempts", 7),
+    "invalid": errors.InvalidInput.single(["body", "topic"], "Topic is not valid", "a b"),
+    "unavailable": errors.Unavailable("Storage is unavailable, retry later"),
+    "valkey-down": RedisConnectionError("connection refused"),
+    "bug": RuntimeError("a bug"),
+}
+
+
+async def test_a_hot_and_a_framework_route_share_request_ids_limits_and_error_bodies(valkey_url: str) -> None:
+    """One app, one bare route and one Starlette route raising the same errors: the same status,
+    headers in order and body (401, 422, 429, 503 twice; 500's body), the same early 413, the same echoed
+    request id: both come from relaycore.http_pipeline."""
+    settings = make_settings(valkey_url, max_body_bytes=1000, read_timeout=0.5)
+
+    async def bare_raise(body: bytes, headers: dict[bytes, bytes]) -> Reply:  # type: ignore[return]
+        raise RAISED[headers[b"x-raise"].decode()]
+
+    async def starlette_raise(request: Request) -> Response:
+        await request.body()
+        raise RAISED[request.headers["x-raise"]]
+
+    app = service_app("ingest", settings, None, [Route("/framework", starlette_raise, methods=["POST"])])
+    ingest.app.serve_in_front(app, {("POST", "/hot"): bare_raise}, service="ingest")
+    async with running(app) as base, httpx.AsyncClient(base_url=base) as c:
+        for name in RAISED:
+            answers = [
+                await c.post(path, content=b"{}", headers={"x-raise": name, "x-request-id": f"id-{name}"})
+                for path in ("/hot", "/framework")
+            ]
+            assert answers[0].status_code >= 400 and answers[0].headers["x-request-id"] == f"id-{name}"
+            if name == "bug":  # Starlette answers a crash outside its middleware: no request id there
+                assert (answers[0].status_code, answers[0].content) == (500, answers[1].content)
+                continue
+            assert shape(answers[0]) == shape(answers[1]), name
+        big_answers = [await c.post(path, content=b"x" * 2000) for path in ("/hot", "/framework")]
+        assert big_answers[0].status_code == 413
+        assert shape(big_answers[0]) == shape(big_answers[1])
