@@ -200,6 +200,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # A gateway silent for this long has its consumer groups removed by its peers.
     gateway_expiry: float = 60 * SECONDS
     tail_batch_size: int = 500
+    # Bytes of messages one fan-out log read aims to bring back: the tailer lowers COUNT from the
+    # sizes it sees (500 entries of 1 MiB were one 500 MB reply), down to one entry per partition.
+    tail_read_max_bytes: int = 8 * MiB
     tail_block: float = 1 * SECONDS
     cache_messages_per_topic: int = 1000
     cache_max_topics: int = 10_000
@@ -372,6 +375,7 @@ def _check(s: Settings) -> None:
         "max_body_bytes",
         "valkey_pool_size",
         "tail_batch_size",
+        "tail_read_max_bytes",
         "cache_messages_per_topic",
         "cache_max_topics",
         "ws_send_queue",

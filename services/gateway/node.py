@@ -62,6 +62,9 @@ class Node:
             # a quarter of a connection's byte budget per dispatch, so a burst of large messages
             # reaches a reading client in steps instead of overflowing its outbox at once
             chunk_bytes=max(1, s.ws_send_queue_bytes // 4),
+            # COUNT per read from the sizes seen, so one reply holds about this many bytes
+            read_max_bytes=s.tail_read_max_bytes,
+            largest=s.max_body_bytes,
         )
         # history after / before a position, cache first
         self.replay = Replay(

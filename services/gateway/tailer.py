@@ -10,6 +10,9 @@ in Valkey means nothing is lost.
 The storage says how its partitions are read (``FanoutLog.read_sets``): one blocking read over all
 of them on a single server, one blocking reader per partition on a Valkey Cluster.  Each set has
 its own loop, so a failing cluster node stalls only the partitions it serves.
+
+A read's COUNT is set from the sizes of the messages seen lately (``ReadSize``), so one reply holds
+about ``read_max_bytes`` whatever the messages' size, and never less than one entry per partition.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Tailer:
         batch_size: int,
         block: float,
         chunk_bytes: int = 1 << 62,
+        read_max_bytes: int = 1 << 62,
+        largest: int = 1,
     ) -> None:
         self._fanout = fanout
         self._group = group
@@ -57,6 +62,8 @@ class Tailer:
         self._batch = batch_size
         self._block = block
         self._chunk_bytes = chunk_bytes  # a dispatch offers about this much at most
+        self._read_max_bytes = read_max_bytes  # one read's reply aims at this
+        self._largest = largest  # the largest a message can be (a request body's limit)
         self.partitions = fanout.partitions
         self.positions: list[StreamId | None] = [None] * self.partitions
         self.ready = asyncio.Event()  # set once the group is joined and its backlog re-dispatched
@@ -90,15 +97,18 @@ class Tailer:
         """Read ``parts`` (None: every partition, one command) until cancelled."""
         delay = FIRST_BACKOFF
         joined = False
+        streams = self.partitions if parts is None else len(parts)
+        size = ReadSize(self._read_max_bytes, self._largest, self._batch, streams)
         while True:
             try:
                 if not joined:
-                    await self._join(parts)
+                    await self._join(parts, size)
                     joined = True
                     on_join()
                 batches = await self._fanout.read(
-                    self._group, count=self._batch, block=self._block, partitions=parts
+                    self._group, count=size.count, block=self._block, partitions=parts
                 )
+                size.saw(batches)
                 for p, messages in batches:
                     for chunk in _chunks(messages, self._chunk_bytes):
                         self._deliver(p, chunk)
@@ -147,13 +157,14 @@ class Tailer:
             await asyncio.gather(self._acking, return_exceptions=True)
         await self.flush_acks()
 
-    async def _join(self, parts: list[int] | None) -> None:
+    async def _join(self, parts: list[int] | None, size: ReadSize) -> None:
         joined = await self._fanout.join(self._group, parts)
         # Entries handed to this group but never acknowledged: lost replies, or a previous run of
         # this gateway that died between read and ack.
         while batches := await self._fanout.read(
-            self._group, count=self._batch, block=0, pending=True, partitions=parts
+            self._group, count=size.count, block=0, pending=True, partitions=parts
         ):
+            size.saw(batches)
             for p, messages in batches:
                 self._deliver(p, messages, contiguous=self.positions[p] is not None)
                 await self._fanout.ack(self._group, {p: [m.message_id for m in messages]})
@@ -200,3 +211,32 @@ def _chunks(messages: list[StoredMessage], max_bytes: int) -> Iterator[list[Stor
             yield messages[start:i]
             start, size = i, m.size()
     yield messages[start:] if start else messages
+
+
+class ReadSize:
+    """The COUNT of one read set's fan-out reads, so that a reply holds about ``budget`` bytes.
+
+    COUNT applies per partition, so it is the budget over (the largest message seen lately x the
+    partitions that had entries in the last read), between 1 and ``most``.  Until it has seen a
+    message it assumes the largest possible one; a larger message raises the size at once, and it
+    halves back with each read of smaller ones.  A reply can exceed the budget when messages grow
+    suddenly (by at most the previous COUNT's worth) and when one entry per partition does."""
+
+    def __init__(self, budget: int, largest: int, most: int, streams: int) -> None:
+        self._budget = max(1, budget)
+        self._most = max(1, most)
+        self._size = max(1, largest)
+        self._spread = max(1, streams)
+        self.count = self._fit()
+
+    def _fit(self) -> int:
+        return max(1, min(self._most, self._budget // (self._size * self._spread)))
+
+    def saw(self, batches: list[tuple[int, list[StoredMessage]]]) -> None:
+        """Take the sizes of a read's reply into account for the next read."""
+        if not batches:
+            return
+        biggest = max(m.size() for _, messages in batches for m in messages)
+        self._size = max(biggest, self._size // 2, 1)
+        self._spread = len(batches)
+        self.count = self._fit()

@@ -26,8 +26,6 @@ from tests.support.serve import RelayProcess
 pytestmark = pytest.mark.slow
 
 BIG = 900 * 1024  # a message just under the default 1 MiB body limit
-# The tailer reads this many fan-out entries at once whatever their size (docs/RELIABILITY.md, Open).
-TAIL = "16"
 
 
 def memory(proc: RelayProcess, field: str = "VmRSS") -> float:
@@ -47,7 +45,7 @@ def metric(text: str, name: str) -> float:
 
 @contextlib.asynccontextmanager
 async def gateway(valkey_url: str, **extra: str) -> AsyncIterator[RelayProcess]:
-    proc = RelayProcess("gateway", gateway_env(valkey_url, "gw-mem", PULSAR_TAIL_BATCH_SIZE=TAIL, **extra))
+    proc = RelayProcess("gateway", gateway_env(valkey_url, "gw-mem", **extra))
     await asyncio.to_thread(proc.start)
     try:
         yield proc
