@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from relaycore import ids
+from relaycore import ids, metrics
 from relaycore.errors import Forbidden, InvalidInput
 from relaycore.models import NewMessage, User, iso_z, utcnow
 from relaycore.store.base import Backend
@@ -89,11 +89,19 @@ async def test_read_after_and_before_are_exclusive_and_ordered(backend: Backend)
     assert await backend.messages.read_after("pages", ids.parse(r.message_ids[-1]), 5) == []
 
 
+def expired() -> float:
+    return metrics.REGISTRY.get_sample_value("relay_messages_expired_total") or 0.0
+
+
 async def test_expired_messages_are_not_returned(backend: Backend) -> None:
-    """A message past its ttl is never read back."""
+    """A message past its ttl is never read back, and each read that skips it counts it in
+    relay_messages_expired_total (as the cache and live dispatch do)."""
     await publish(backend, ALICE, msg("ttl", 1, expires_at_ms=1), msg("ttl", 2))
+    before = expired()
     got = await backend.messages.read_after("ttl", None, 10)
     assert [m.payload for m in got] == [b'{"n":2}']
+    assert [m.payload for m in await backend.messages.read_before("ttl", None, 10)] == [b'{"n":2}']
+    assert expired() == before + 2
 
 
 async def test_delete_topic_removes_its_messages(backend: Backend) -> None:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from relaycore import metrics
 from relaycore.models import NewMessage, StoredMessage
 
 
@@ -25,3 +28,21 @@ def decode(entry_id: bytes, fields: dict[bytes, bytes], topic: str | None = None
         metadata=fields.get(b"m"),
         expires_at_ms=int(x) if x else None,
     )
+
+
+def unexpired(messages: Iterable[StoredMessage], now: int, limit: int | None = None) -> list[StoredMessage]:
+    """``messages`` (up to ``limit`` of them) without those past their ``ttl`` at ``now``; each one
+    skipped is counted in ``relay_messages_expired_total``, as the cache and live dispatch count
+    theirs."""
+    out: list[StoredMessage] = []
+    dropped = 0
+    for m in messages:
+        if m.expired(now):
+            dropped += 1
+            continue
+        out.append(m)
+        if limit is not None and len(out) >= limit:
+            break
+    if dropped:
+        metrics.messages_expired.inc(dropped)
+    return out

@@ -23,6 +23,7 @@ from relaycore.keys import partition_of
 from relaycore.models import NewMessage, StoredMessage, Topic, User, now_ms
 from relaycore.store import fingerprint
 from relaycore.store.base import Admission, PublishKind, PublishResult, Rotation, SessionRecord
+from relaycore.store.entries import unexpired
 from relaycore.store.memory_device import MemoryDeviceGrants, MemoryWebSessions
 from relaycore.store.memory_identity import MemoryIdentities, MemoryOnce
 from relaycore.store.valkey_messages import denied_detail
@@ -296,8 +297,7 @@ class MemoryMessages:
         if s is None:
             return []
         now = now_ms()
-        live = (m for m in s.items[s.after(after) :] if not m.expired(now))
-        return [m for _, m in zip(range(limit), live, strict=False)]
+        return unexpired(s.items[s.after(after) :], now, limit)
 
     async def read_before(self, topic: str, before: StreamId | None, limit: int) -> list[StoredMessage]:
         s = self._d.streams.get(topic)
@@ -305,8 +305,7 @@ class MemoryMessages:
             return []
         end = len(s.ids) if before is None else bisect.bisect_left(s.ids, before)
         now = now_ms()
-        live = (m for m in reversed(s.items[:end]) if not m.expired(now))
-        return [m for _, m in zip(range(limit), live, strict=False)]
+        return unexpired(reversed(s.items[:end]), now, limit)
 
     async def last_id(self, topic: str, upto: StreamId | None = None) -> str | None:
         s = self._d.streams.get(topic)

@@ -17,7 +17,7 @@ from relaycore.models import NewMessage, StoredMessage, User, now_ms
 from relaycore.store import fingerprint
 from relaycore.store._guard import guard_methods
 from relaycore.store.base import PublishKind, PublishResult
-from relaycore.store.entries import decode
+from relaycore.store.entries import decode, unexpired
 from relaycore.store.valkey_bulk import CrossPartitionBulk
 from relaycore.store.valkey_publish import PublishScript, decode_record, denied_detail, encode_context
 from relaycore.valkey import Client
@@ -128,7 +128,7 @@ class ValkeyMessages:
         now = now_ms()
         while (wanted := limit - len(out)) > 0:
             rows = await self._r.xrange(self._k.stream(topic), min=start, max="+", count=wanted)
-            out += [m for m in (decode(i, f, topic) for i, f in rows) if not m.expired(now)]
+            out += unexpired((decode(i, f, topic) for i, f in rows), now)
             if len(rows) < wanted:
                 break
             start = f"({rows[-1][0].decode()}"
@@ -142,7 +142,7 @@ class ValkeyMessages:
         now = now_ms()
         while (wanted := limit - len(out)) > 0:
             rows = await self._r.xrevrange(self._k.stream(topic), max=end, min="-", count=wanted)
-            out += [m for m in (decode(i, f, topic) for i, f in rows) if not m.expired(now)]
+            out += unexpired((decode(i, f, topic) for i, f in rows), now)
             if len(rows) < wanted:
                 break
             end = f"({rows[-1][0].decode()}"
