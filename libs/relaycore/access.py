@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from relaycore.errors import Forbidden, Unauthenticated
@@ -53,6 +54,18 @@ class _TTLCache(Generic[V]):
 
     def clear(self) -> None:
         self._data.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAccess:
+    """One answer to "may this user read these topics": ``forbidden`` lists the names the user may
+    not read (in the order asked), ``missing`` the names no topic has yet (anyone may follow
+    those, as in the reference), ``readable`` every name that is not forbidden (the missing
+    included)."""
+
+    readable: list[str]
+    missing: set[str]
+    forbidden: list[str]
 
 
 class Authorizer:
@@ -166,17 +179,43 @@ class Authorizer:
         if not user.has(permission):
             raise Forbidden(f"Permission '{permission}' required")
 
-    async def can_read(self, user: User, name: str) -> bool:
-        topic = await self.topic(name)
-        return topic is None or topic.can_read(user)
+    async def read_access(
+        self, user: User, names: Iterable[str], *, messages: bool = False, fresh: Collection[str] = ()
+    ) -> ReadAccess:
+        """The one read-access decision: WebSocket subscribe and its re-checks, long-poll, history
+        and stats all ask here.  Topic records come from the cache that invalidation events clear
+        (nothing is cached while the invalidation channel is down); the names in ``fresh`` are
+        read from storage whatever the cache holds, and the cache takes the fresh record (for a
+        topic that may have been created since it was cached as missing: its creation's event can
+        arrive after its first message).  ``messages``: the history rule (a public topic's
+        messages need ``read``, CONTRACT decision 3) instead of the subscription rule."""
+        wanted = list(dict.fromkeys(names))
+        records: dict[str, Topic | None] = {}
+        lookups: list[str] = []
+        cache_ok = self._cache_ok
+        for name in wanted:
+            if cache_ok and name not in fresh:
+                hit, cached = self._topics.get(name)
+                if hit:
+                    records[name] = cached
+                    continue
+            lookups.append(name)
+        if lookups:
+            found = await asyncio.gather(*(self._backend.topics.get(n) for n in lookups))
+            for name, record in zip(lookups, found, strict=True):
+                self._topics.put(name, record, self._ttl)
+                records[name] = record
+        missing = {n for n in wanted if records[n] is None}
+        forbidden = [n for n in wanted if not _may_read(records[n], user, messages)]
+        if not forbidden:
+            return ReadAccess(readable=wanted, missing=missing, forbidden=[])
+        denied = set(forbidden)
+        return ReadAccess(
+            readable=[n for n in wanted if n not in denied], missing=missing, forbidden=forbidden
+        )
 
-    async def denied_reads(self, user: User, names: Iterable[str]) -> list[str]:
-        if user.is_admin:
-            return []
-        results = await asyncio.gather(*(self.can_read(user, n) for n in names))
-        return [n for n, ok in zip(names, results, strict=True) if not ok]
 
-    async def check_read(self, user: User, names: list[str]) -> None:
-        denied = await self.denied_reads(user, names)
-        if denied:
-            raise Forbidden(f"Access denied to topics: {denied!r}")
+def _may_read(topic: Topic | None, user: User, messages: bool) -> bool:
+    if topic is None:
+        return True
+    return topic.can_read_messages(user) if messages else topic.can_read(user)

@@ -51,10 +51,10 @@ async def history_endpoint(request: Request) -> Response:
     order = request.query_params.get("order", "desc")
     cursor = request.query_params.get("cursor")
     position = None if cursor is None else ids.require(cursor, ["query", "cursor"])
-    topic = await node.authorizer.topic(name)
-    if topic is None:
+    access = await node.authorizer.read_access(user, [name], messages=True)
+    if access.missing:
         raise NotFound(f"Topic '{name}' not found")
-    if not topic.can_read_messages(user):
+    if access.forbidden:
         raise Forbidden(f"Access denied to topic '{name}'")
     if order not in ("asc", "desc"):
         raise BadRequest("Order must be 'asc' or 'desc'")

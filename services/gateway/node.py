@@ -189,21 +189,6 @@ class Node:
         for t in waiter.topics:
             self.hub.remove(t, waiter)
 
-    # --- access --------------------------------------------------------------------------------
-    async def access(self, user: User, topics: list[str]) -> tuple[list[str], set[str]]:
-        """(topics the user may not read, topics that do not exist yet)."""
-        if user.is_admin:
-            return [], set()
-        records = await asyncio.gather(*(self.authorizer.topic(t) for t in topics))
-        denied = [t for t, r in zip(topics, records, strict=True) if r is not None and not r.can_read(user)]
-        missing = {t for t, r in zip(topics, records, strict=True) if r is None}
-        return denied, missing
-
-    async def readable_now(self, user: User, topics: list[str]) -> list[str]:
-        """The topics the user may not read, straight from storage (no cache)."""
-        records = await asyncio.gather(*(self.backend.topics.get(t) for t in topics))
-        return [t for t, r in zip(topics, records, strict=True) if r is not None and not r.can_read(user)]
-
     def _on_change(self, event: str) -> None:
         self.generation += 1
         kind, _, name = event.partition(":")
@@ -256,7 +241,7 @@ class Node:
         for _, _, counts in rows:
             for t, n in counts.items():
                 topics[t] = topics.get(t, 0) + n
-        hidden = set(await self.authorizer.denied_reads(viewer, list(topics)))
+        hidden = set((await self.authorizer.read_access(viewer, topics)).forbidden)
         return {
             "active_waiters": sum(c.get("active_waiters", 0) for _, c, _ in rows),
             "subscribed_topics": sum(1 for n in topics.values() if n > 0),

@@ -84,9 +84,10 @@ async def poll(
     ``sign_in`` is the token's session: if it ends while the poll waits, nothing is handed out."""
     settings = node.settings
     cap = settings.poll_max_messages_per_topic
-    denied, missing = await node.access(user, topics)
-    if denied:
-        raise Forbidden(f"Access denied to topics: {denied!r}")
+    access = await node.authorizer.read_access(user, topics)
+    if access.forbidden:
+        raise Forbidden(f"Access denied to topics: {access.forbidden!r}")
+    missing = access.missing
     await node.wait_ready()
     waiter = Waiter(topics, since, cap, settings.answer_max_bytes)
     node.add_waiter(waiter)
@@ -217,6 +218,6 @@ async def _check(node: Node, user: User, with_messages: list[str], missing: set[
     possibly private) and topics whose grants changed during the poll."""
     doubtful = [t for t in with_messages if t in missing] + sorted(waiter.stale)
     if doubtful:
-        denied = await node.readable_now(user, list(dict.fromkeys(doubtful)))
-        if denied:
-            raise Forbidden(f"Access denied to topics: {denied!r}")
+        access = await node.authorizer.read_access(user, doubtful, fresh=doubtful)
+        if access.forbidden:
+            raise Forbidden(f"Access denied to topics: {access.forbidden!r}")

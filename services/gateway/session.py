@@ -91,9 +91,11 @@ class Session:
         try:
             await self.node.wait_ready()
             generation = self.node.generation
-            denied, missing = await self.node.access(self.user, topics)
-            if denied:
-                raise FrameError(protocol.SUBSCRIPTION_ERROR, f"Access denied to topics: {denied!r}")
+            access = await self.node.authorizer.read_access(self.user, topics)
+            if access.forbidden:
+                raise FrameError(
+                    protocol.SUBSCRIPTION_ERROR, f"Access denied to topics: {access.forbidden!r}"
+                )
             if frame.resume:
                 assert self.client_id is not None
                 acked = await self.node.backend.acks.positions(self.user.user_id, self.client_id)
@@ -110,7 +112,7 @@ class Session:
                 t,
                 self.outbox,
                 after=positions.get(t),
-                verified=t not in missing,
+                verified=t not in access.missing,
                 limit=settings.ws_send_queue,
                 on_unverified=self._on_unverified,
             )
@@ -199,11 +201,12 @@ class Session:
         self._spawn(verify_then_release())
 
     async def _verify(self, sub: Subscription) -> bool:
-        """Access to a topic that did not exist at subscribe time, read straight from storage."""
-        topic = await self.node.backend.topics.get(sub.topic)
-        if topic is None:
+        """Access to a topic that did not exist at subscribe time, read straight from storage (and
+        into the authorizer's cache)."""
+        access = await self.node.authorizer.read_access(self.user, [sub.topic], fresh=[sub.topic])
+        if sub.topic in access.missing:
             return True  # still no such topic: the reference lets anyone follow it
-        if topic.can_read(self.user):
+        if not access.forbidden:
             sub.verified = True
             return True
         self._revoke(sub.topic)
@@ -240,11 +243,11 @@ class Session:
                 self.outbox.close(protocol.TOKEN_REVOKED)
                 return
         names_ = [t for t in (topics if topics is not None else list(self.subs)) if t in self.subs]
-        denied, missing = await self.node.access(self.user, names_)
-        for t in denied:
+        access = await self.node.authorizer.read_access(self.user, names_)
+        for t in access.forbidden:
             self._revoke(t)
         for t in names_:
-            if t not in missing and t in self.subs:
+            if t not in access.missing and t in self.subs:
                 self.subs[t].verified = True
 
     # --- lifecycle -----------------------------------------------------------------------------

@@ -10,7 +10,17 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.gateway.conftest import WAIT, Relay, make_topic, messages, recv
+from relaycore.models import Topic
+from tests.gateway.conftest import (
+    WAIT,
+    Relay,
+    bearer,
+    eventually,
+    make_topic,
+    messages,
+    publish_direct,
+    recv,
+)
 from tests.support.identity import token_for
 
 
@@ -136,6 +146,64 @@ async def test_replay_of_a_topic_claimed_after_subscribing_is_checked(relay: Rel
     await relay.publish(bob_token, "grab", [{"n": 1}])
     reply = await recv(ws)
     assert reply["code"] == "ACCESS_REVOKED"
+
+
+async def test_a_polls_fresh_access_check_refreshes_the_shared_cache(relay: Relay) -> None:
+    """A poll re-checks a free name that was claimed meanwhile from storage and leaves that record
+    in the authorizer's cache: the same user's next subscribe is refused from the cache, without
+    reading storage again (the poll's check used to bypass the cache)."""
+    _, alice_token = await relay.user("alice", ["read"])
+    bob, _ = await relay.user("bob")
+    poll = asyncio.create_task(relay.poll(alice_token, {"topics": ["quietly"], "timeout": 30}))
+    await _waiting_on(relay, "quietly", poll)
+    seen = relay.node.generation
+    await make_topic(relay, bob, "quietly")
+    await eventually(lambda: relay.node.generation > seen)  # its creation's event has been applied
+    await publish_direct(relay.backend, bob, "quietly", 1)
+    assert (await poll).status_code == 403
+    reads: list[str] = []
+    real_get = relay.backend.topics.get
+
+    async def counted_get(name: str) -> Topic | None:
+        reads.append(name)
+        return await real_get(name)
+
+    relay.backend.topics.get = counted_get  # type: ignore[method-assign]
+    ws = await relay.connect(alice_token)
+    await ws.send(json.dumps({"type": "subscribe", "topics": ["quietly"]}))
+    reply = await recv(ws)
+    assert reply["type"] == "error" and reply["message"] == "Access denied to topics: ['quietly']", reply
+    assert reads == []
+
+
+async def test_stats_hide_a_topic_made_private_once_its_event_arrives(relay: Relay) -> None:
+    """poll/stats decide with the same cache and invalidation: a public topic's subscriber count is
+    shown to others until it turns private and its event is published, then hidden."""
+    owner, owner_token = await relay.user("owner")
+    _, carol_token = await relay.user("carol", ["read"])
+    await make_topic(relay, owner, "open", public=True)
+    await relay.subscribe(owner_token, ["open"])
+
+    async def counts() -> dict[str, int]:
+        r = await relay.http.get(relay.gateway + "/messages/poll/stats", headers=bearer(carol_token))
+        assert r.status_code == 200
+        result: dict[str, int] = r.json()["topic_subscriber_counts"]
+        return result
+
+    assert await counts() == {"open": 1}
+    await relay.backend.topics.update("open", is_public=False, description=None)
+    for _ in range(int(WAIT / 0.05)):  # the event reaches the gateway's cache within a moment
+        if not await counts():
+            break
+        await asyncio.sleep(0.05)
+    assert await counts() == {}
+
+
+async def _waiting_on(relay: Relay, topic: str, task: asyncio.Task[object]) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while relay.node.hub.counts().get(topic, 0) == 0 and not task.done():
+        assert asyncio.get_running_loop().time() < deadline, "the poll never registered"
+        await asyncio.sleep(0.01)
 
 
 async def test_server_shutdown_closes_open_sockets_with_1001(relay_factory) -> None:
