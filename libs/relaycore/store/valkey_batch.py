@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis.asyncio as aredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -29,7 +30,9 @@ class ScriptBatch:
     whole batch.  Calls are sent once: a lost reply is not retried (the script is not idempotent)."""
 
     def __init__(self, client: Client, script: AsyncScript) -> None:
-        self._r: Any = client  # single-node only: redis-py's pool and connection are untyped
+        if not isinstance(client, aredis.Redis):  # one connection per batch: no cluster routing
+            raise TypeError("ScriptBatch needs a single-server client")
+        self._r: aredis.Redis = client
         self._script = script
         self._pending: list[Call] | None = None  # the batch its flush has not yet taken
         self._flushing: set[asyncio.Task[None]] = set()  # strong references to running flushes

@@ -19,7 +19,6 @@ script refuses that group and the ones after it (the earlier ones stay written).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from relaycore.errors import Conflict, Forbidden
 from relaycore.keys import Keys
@@ -33,6 +32,7 @@ from relaycore.store.valkey_publish import (
     denied_detail,
     encode_context,
 )
+from relaycore.valkey import Client
 
 
 def assemble(topics: Sequence[str], by_partition: dict[int, list[str]], keys: Keys) -> list[str] | None:
@@ -51,8 +51,8 @@ def assemble(topics: Sequence[str], by_partition: dict[int, list[str]], keys: Ke
 
 
 class CrossPartitionBulk:
-    def __init__(self, client: Any, keys: Keys, script: PublishScript) -> None:
-        self._r: Any = client
+    def __init__(self, client: Client, keys: Keys, script: PublishScript) -> None:
+        self._r: Client = client
         self._k = keys
         self._script = script
 

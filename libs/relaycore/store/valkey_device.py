@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from redis.typing import EncodableT, FieldT
 
 from relaycore.keys import Keys
 from relaycore.store._guard import guard_methods
 from relaycore.store._scripts import load
 from relaycore.store.base import DeviceGrant, PollOutcome
+from relaycore.store.replies import text
 from relaycore.valkey import Client
 
 
@@ -19,7 +20,7 @@ def _ms(seconds: float) -> int:
 @guard_methods
 class ValkeyWebSessions:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
 
     async def create(self, key: str, owner: str, ttl: float) -> None:
@@ -27,13 +28,13 @@ class ValkeyWebSessions:
 
     async def owner(self, key: str) -> str | None:
         raw = await self._r.get(self._k.web_session(key))
-        return None if raw is None else str(raw.decode())
+        return None if raw is None else text(raw)
 
     async def delete(self, key: str) -> None:
         await self._r.delete(self._k.web_session(key))
 
 
-def _fields(grant: DeviceGrant) -> dict[str, str]:
+def _fields(grant: DeviceGrant) -> dict[FieldT, EncodableT]:
     return {
         "user_code": grant.user_code,
         "client_hint": grant.client_hint,
@@ -47,12 +48,12 @@ def _fields(grant: DeviceGrant) -> dict[str, str]:
     }
 
 
-def _grant(flat: list[bytes] | dict[bytes, bytes]) -> DeviceGrant | None:
+def _grant(flat: list[bytes] | dict[bytes, bytes] | dict[bytes | str, bytes | str]) -> DeviceGrant | None:
     if isinstance(flat, list):
         flat = dict(zip(flat[::2], flat[1::2], strict=True))
     if not flat:
         return None
-    f = {k.decode(): v.decode() for k, v in flat.items()}
+    f = {text(k): text(v) for k, v in flat.items()}
     return DeviceGrant(
         user_code=f["user_code"],
         client_hint=f["client_hint"],
@@ -69,7 +70,7 @@ def _grant(flat: list[bytes] | dict[bytes, bytes]) -> DeviceGrant | None:
 @guard_methods
 class ValkeyDeviceGrants:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._poll = load(client, "device_poll")
         self._decide = load(client, "device_decide")
@@ -89,8 +90,8 @@ class ValkeyDeviceGrants:
         device_key = await self._r.get(self._k.user_code(user_code))
         if device_key is None:
             return None
-        grant = _grant(await self._r.hgetall(self._k.device_grant(device_key.decode())))
-        return None if grant is None else (device_key.decode(), grant)
+        grant = _grant(await self._r.hgetall(self._k.device_grant(text(device_key))))
+        return None if grant is None else (text(device_key), grant)
 
     async def decide(self, device_key: str, user_id: str, approve: bool, now_ms: int) -> DeviceGrant | None:
         status = "approved" if approve else "denied"

@@ -6,13 +6,12 @@ Valkey Cluster too.  One-time records are plain strings with a TTL, taken with G
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from relaycore.keys import Keys
 from relaycore.store._guard import guard_methods
 from relaycore.store._scripts import load
+from relaycore.store.replies import raw, text
 from relaycore.valkey import Client
 
 
@@ -20,15 +19,15 @@ def _field(issuer: str, subject: str) -> str:
     return msgspec.json.encode([issuer, subject]).decode()
 
 
-def _split(field: bytes) -> tuple[str, str]:
-    issuer, subject = msgspec.json.decode(field, type=tuple[str, str])
+def _split(field: bytes | str) -> tuple[str, str]:
+    issuer, subject = msgspec.json.decode(raw(field), type=tuple[str, str])
     return issuer, subject
 
 
 @guard_methods
 class ValkeyIdentities:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._link = load(client, "link_identity")
         self._unlink = load(client, "unlink_identity")
@@ -42,7 +41,7 @@ class ValkeyIdentities:
 
     async def find(self, issuer: str, subject: str) -> str | None:
         owner = await self._r.hget(self._k.identities(), _field(issuer, subject))
-        return None if owner is None else owner.decode()
+        return None if owner is None else text(owner)
 
     async def of_user(self, user_id: str) -> list[tuple[str, str]]:
         return sorted(map(_split, await self._r.smembers(self._k.user_identities(user_id))))
@@ -63,12 +62,12 @@ class ValkeyIdentities:
 @guard_methods
 class ValkeyOnce:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client
+        self._r: Client = client
         self._k = keys
 
     async def put(self, purpose: str, ident: str, value: bytes, ttl: float) -> None:
         await self._r.set(self._k.once(purpose, ident), value, px=max(1, int(ttl * 1000)))
 
     async def take(self, purpose: str, ident: str) -> bytes | None:
-        value: bytes | None = await self._r.getdel(self._k.once(purpose, ident))
-        return value
+        value = await self._r.getdel(self._k.once(purpose, ident))
+        return None if value is None else raw(value)

@@ -67,7 +67,7 @@ class Reply(msgspec.Struct, frozen=True):
 class PublishScript:
     def __init__(self, client: Client, keys: Keys, settings: Settings, *, batched: bool = False) -> None:
         """``batched``: coalesce concurrent calls into one round trip (single-node Valkey only)."""
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._s = settings
         self._script = load(client, "publish")

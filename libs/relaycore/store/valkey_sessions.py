@@ -4,20 +4,23 @@ is one Lua script, so exactly one of several concurrent refreshes wins, across p
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
+
+from redis.typing import EncodableT, FieldT
 
 from relaycore.keys import Keys
 from relaycore.store._guard import guard_methods
 from relaycore.store._scripts import load
 from relaycore.store.base import RotateOutcome, Rotation, SessionRecord
+from relaycore.store.replies import text
 from relaycore.valkey import Client
 
 _FIELDS = ("user_id", "client_hint", "issued_at", "expires_at", "last_used_at")
 _OUTCOMES: frozenset[str] = frozenset({"ok", "unknown", "expired", "raced", "replayed"})
 
 
-def _decode(session_id: str, values: list[bytes | None]) -> SessionRecord | None:
-    user_id, hint, issued, expires, used = (None if v is None else v.decode() for v in values)
+def _decode(session_id: str, values: list[bytes | str | None]) -> SessionRecord | None:
+    user_id, hint, issued, expires, used = (None if v is None else text(v) for v in values)
     if user_id is None or issued is None or expires is None:
         return None
     return SessionRecord(
@@ -33,14 +36,14 @@ def _decode(session_id: str, values: list[bytes | None]) -> SessionRecord | None
 @guard_methods
 class ValkeySessions:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._rotate = load(client, "rotate_session")
 
     async def create(self, record: SessionRecord, secret_hash: str, *, idle: float) -> None:
         key = self._k.session(record.session_id)
         ttl = max(1, min(int(idle * 1000), record.expires_at - record.issued_at))
-        fields = {
+        fields: dict[FieldT, EncodableT] = {
             "user_id": record.user_id,
             "client_hint": record.client_hint or "",
             "issued_at": record.issued_at,
@@ -72,7 +75,7 @@ class ValkeySessions:
             current, position = await pipe.execute()
         if current is None:
             return None
-        if current.decode() == secret_hash:
+        if text(current) == secret_hash:
             return "current"
         return "old" if position is not None else None
 
@@ -84,7 +87,7 @@ class ValkeySessions:
 
     async def for_user(self, user_id: str) -> list[SessionRecord]:
         index = self._k.user_sessions(user_id)
-        ids = sorted(m.decode() for m in await self._r.smembers(index))
+        ids = sorted(text(m) for m in await self._r.smembers(index))
         async with self._r.pipeline(transaction=False) as pipe:
             for session_id in ids:
                 pipe.hmget(self._k.session(session_id), _FIELDS)
@@ -103,5 +106,5 @@ class ValkeySessions:
         user_id = await self._r.hget(self._k.session(session_id), "user_id")
         removed = await self._r.delete(self._k.session(session_id), self._k.session_old(session_id))
         if user_id is not None:
-            await self._r.srem(self._k.user_sessions(user_id.decode()), session_id)
+            await self._r.srem(self._k.user_sessions(text(user_id)), session_id)
         return bool(removed)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import cast
 
 import msgspec
 from redis.asyncio.cluster import RedisCluster
@@ -20,6 +20,7 @@ from relaycore.models import now_ms
 from relaycore.store._guard import guard_methods
 from relaycore.store._scripts import load
 from relaycore.store.base import Admission
+from relaycore.store.replies import text
 from relaycore.valkey import Client
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ ACK_TTL_MS = 7 * 24 * 3600 * 1000  # an unused client_id's positions are forgott
 @guard_methods
 class ValkeyGateways:
     def __init__(self, client: Client, keys: Keys, expiry: float) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._expiry = expiry
 
@@ -51,8 +52,11 @@ class ValkeyGateways:
             await pipe.execute()
 
     async def live(self) -> dict[str, int]:
-        rows = await self._r.zrange(self._k.gateways, 0, -1, withscores=True)
-        return {g.decode(): int(score) for g, score in rows}
+        # withscores: (member, score) pairs, which redis-py's return type does not say
+        rows = cast(
+            "list[tuple[bytes, float]]", await self._r.zrange(self._k.gateways, 0, -1, withscores=True)
+        )
+        return {text(g): int(score) for g, score in rows}
 
     async def forget(self, gateway_id: str) -> None:
         await self._r.zrem(self._k.gateways, gateway_id)
@@ -74,7 +78,7 @@ class ValkeyGateways:
 @guard_methods
 class ValkeyAcks:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._script = load(client, "ack")
 
@@ -87,13 +91,13 @@ class ValkeyAcks:
 
     async def positions(self, user_id: str, client_id: str) -> dict[str, str]:
         raw = await self._r.hgetall(self._k.acks(user_id, client_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
 
 @guard_methods
 class ValkeyCounters:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
 
     async def hit(self, key: str, window: float) -> tuple[int, float]:
@@ -112,7 +116,7 @@ class ValkeyCounters:
 @guard_methods
 class ValkeyThrottle:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._admit = load(client, "throttle_admit")
         self._release = load(client, "throttle_release")
@@ -139,7 +143,7 @@ class ValkeyThrottle:
 
 class ValkeyBus:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._channel = keys.invalidate_channel
         self.connected = False
 

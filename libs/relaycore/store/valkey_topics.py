@@ -3,8 +3,6 @@ partition's hash tag, so each change is one atomic script."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from relaycore.errors import Conflict
 from relaycore.keys import Keys
 from relaycore.models import Topic
@@ -31,7 +29,7 @@ def _decode(raw: dict[bytes, bytes], grants: set[bytes]) -> Topic | None:
 @guard_methods
 class ValkeyTopics:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._create = load(client, "create_topic")
         self._delete = load(client, "delete_topic")

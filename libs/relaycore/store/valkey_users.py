@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from relaycore.errors import Conflict
@@ -11,6 +9,7 @@ from relaycore.keys import Keys
 from relaycore.models import User
 from relaycore.store._guard import guard_methods
 from relaycore.store._scripts import load
+from relaycore.store.replies import text
 from relaycore.valkey import Client
 
 _perms = msgspec.json.Decoder(list[str])
@@ -30,10 +29,10 @@ def _encode(user: User) -> dict[str, str]:
     return fields
 
 
-def _decode(raw: dict[bytes, bytes]) -> User | None:
-    if not raw:
+def _decode(fields: dict[bytes, bytes] | dict[bytes | str, bytes | str]) -> User | None:
+    if not fields:
         return None
-    f = {k.decode(): v.decode() for k, v in raw.items()}
+    f = {text(k): text(v) for k, v in fields.items()}
     return User(
         user_id=f["user_id"],
         username=f["username"],
@@ -48,7 +47,7 @@ def _decode(raw: dict[bytes, bytes]) -> User | None:
 @guard_methods
 class ValkeyUsers:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self._create = load(client, "create_user")
         self._save = load(client, "save_user")  # a script, not WATCH/MULTI: the same on a cluster
@@ -66,13 +65,13 @@ class ValkeyUsers:
 
     async def get_by_name(self, username: str) -> User | None:
         user_id = await self._r.hget(self._k.usernames(), username)
-        return None if user_id is None else await self.get(user_id.decode())
+        return None if user_id is None else await self.get(text(user_id))
 
     async def list(self) -> list[User]:
         ids = await self._r.hvals(self._k.usernames())
         async with self._r.pipeline(transaction=False) as pipe:
             for user_id in ids:
-                pipe.hgetall(self._k.user(user_id.decode()))
+                pipe.hgetall(self._k.user(text(user_id)))
             rows = await pipe.execute()
         users = [u for u in map(_decode, rows) if u is not None]
         return sorted(users, key=lambda u: (u.created_at, u.username))
