@@ -73,3 +73,11 @@ def test_only_the_runner_modules_import_an_http_server() -> None:
         allowed = {server for server, runner in SERVER_RUNNERS.items() if runner == rel}
         bad = _imports(path) & ({"hypercorn", *SERVER_RUNNERS} - allowed)
         assert not bad, f"{rel} imports {bad}"
+
+
+def test_the_hub_does_not_import_the_writer() -> None:
+    """The hub fans out to sinks and runs each dispatch in a scope it is handed: no WebSocket writer."""
+    tree = ast.parse((ROOT / "services" / "gateway" / "hub.py").read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "gateway.writer" not in modules

@@ -1,6 +1,8 @@
 """The local fan-out: topic -> the sinks (WebSocket subscriptions, long-poll waiters) of this
 process.  ``dispatch`` encodes each message once into its frame text and offers that same text to
 every sink of the topic.  It never awaits a client and does nothing for topics nobody here follows.
+The hub knows nothing of WebSockets: whoever builds it hands it the ``Scope`` a dispatch runs in
+(the node gives it the writers' ``WriteBatch``, so socket writes wait for the end of a dispatch).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.protocol import message_frame
-from gateway.writer import WriteBatch
 from relaycore import metrics
 from relaycore.ids import StreamId
 from relaycore.models import StoredMessage, now_ms
@@ -23,10 +24,18 @@ class Sink(Protocol):
         """Take the message now, without waiting (buffer it or drop it; never block)."""
 
 
+class Scope(Protocol):
+    """What a dispatch runs inside: entered before the first offer, left after the last."""
+
+    def __enter__(self) -> None: ...
+
+    def __exit__(self, *_: object) -> None: ...
+
+
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, scope: Scope) -> None:
         self._sinks: dict[str, set[Sink]] = {}
-        self.writes = WriteBatch()  # WebSocket writes wait for the end of a dispatch
+        self._scope = scope
 
     def add(self, topic: str, sink: Sink) -> None:
         self._sinks.setdefault(topic, set()).add(sink)
@@ -45,7 +54,7 @@ class Hub:
         return {topic: len(sinks) for topic, sinks in self._sinks.items()}
 
     def dispatch(self, batch: Sequence[tuple[StreamId, StoredMessage]]) -> None:
-        with self.writes:
+        with self._scope:
             self._dispatch(batch)
 
     def _dispatch(self, batch: Sequence[tuple[StreamId, StoredMessage]]) -> None:

@@ -20,6 +20,7 @@ from gateway.presence import Presence
 from gateway.replay import Replay
 from gateway.session import Session
 from gateway.tailer import Tailer
+from gateway.writer import WriteBatch
 from relaycore import metrics
 from relaycore.context import Context
 from relaycore.errors import Unavailable
@@ -50,7 +51,8 @@ class Node:
             max_bytes=s.cache_max_bytes,
         )
         # this process's topic -> subscriptions and waiters
-        self.hub = Hub()
+        self.writes = WriteBatch()  # WebSocket writes wait for the end of each hub dispatch
+        self.hub = Hub(self.writes)
         # reads the fan-out logs into the cache and the hub
         self.tailer = Tailer(
             self.backend.fanout,

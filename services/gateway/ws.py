@@ -98,7 +98,7 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
     outbox = Outbox(node.settings.ws_send_queue, node.settings.ws_send_queue_bytes)
     outbox.on_close = interrupt
     framed = FRAMES_EXTENSION in ws.scope.get("extensions", {})
-    writer = Writer(send, outbox, node.hub.writes, on_fail=interrupt, framed=framed)
+    writer = Writer(send, outbox, node.writes, on_fail=interrupt, framed=framed)
     session = node.open_session(user, outbox, expires_at=float(claims.exp), sign_in=claims.sid)
     _connections.inc()
     client_gone = cancelled = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from gateway.hub import Hub
@@ -30,7 +31,7 @@ def stored(topic: str, n: int, expires_at_ms: int | None = None) -> tuple[Stream
 
 def test_dispatch_offers_one_encoded_frame_to_every_sink_of_the_topic() -> None:
     """Two sinks on a topic get the very same frame object; a sink elsewhere gets nothing."""
-    hub, a, b, other = Hub(), RecordingSink(), RecordingSink(), RecordingSink()
+    hub, a, b, other = Hub(contextlib.nullcontext()), RecordingSink(), RecordingSink(), RecordingSink()
     hub.add("t", a)
     hub.add("t", b)
     hub.add("u", other)
@@ -42,7 +43,7 @@ def test_dispatch_offers_one_encoded_frame_to_every_sink_of_the_topic() -> None:
 
 def test_topics_without_sinks_cost_nothing_and_removal_works() -> None:
     """After the last sink leaves, the topic disappears from the hub's counts."""
-    hub, a = Hub(), RecordingSink()
+    hub, a = Hub(contextlib.nullcontext()), RecordingSink()
     hub.add("t", a)
     assert hub.counts() == {"t": 1}
     hub.remove("t", a)
@@ -52,7 +53,7 @@ def test_topics_without_sinks_cost_nothing_and_removal_works() -> None:
 
 def test_expired_messages_are_not_offered() -> None:
     """A message past its ttl is dropped at dispatch."""
-    hub, a = Hub(), RecordingSink()
+    hub, a = Hub(contextlib.nullcontext()), RecordingSink()
     hub.add("t", a)
     hub.dispatch([stored("t", 1, expires_at_ms=now_ms() - 1), stored("t", 2)])
     assert [g[0] for g in a.got] == ["2-0"]
@@ -60,7 +61,7 @@ def test_expired_messages_are_not_offered() -> None:
 
 def test_a_failing_sink_does_not_stop_the_others() -> None:
     """One sink raising does not keep the message from the rest (nor stop the tailer)."""
-    hub, good = Hub(), RecordingSink()
+    hub, good = Hub(contextlib.nullcontext()), RecordingSink()
     hub.add("t", BrokenSink())
     hub.add("t", good)
     hub.dispatch([stored("t", 1), stored("t", 2)])
