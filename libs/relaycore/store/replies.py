@@ -4,6 +4,11 @@ so a reply the type checker sees as ``bytes | str`` is read through these."""
 
 from __future__ import annotations
 
+from typing import cast
+
+# A stream entry as XRANGE / XREVRANGE give it here: (id, fields), all bytes.
+Entry = tuple[bytes, dict[bytes, bytes]]
+
 
 def text(reply: bytes | str) -> str:
     """A reply as text (UTF-8)."""
@@ -13,3 +18,9 @@ def text(reply: bytes | str) -> str:
 def raw(reply: bytes | str) -> bytes:
     """A reply as bytes."""
     return reply if isinstance(reply, bytes) else reply.encode()
+
+
+def entries(rows: object) -> list[Entry]:
+    """XRANGE / XREVRANGE rows.  redis-py types them loosely (``None``, ``str``, entries without
+    fields, which only XCLAIM-style replies hold); XRANGE answers a list of ``Entry``."""
+    return cast("list[Entry]", rows)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
@@ -20,6 +21,7 @@ from relaycore.adapters.redis import error_code, send_packed, send_pinned
 from relaycore.errors import Unavailable
 from relaycore.keys import Keys
 from relaycore.models import StoredMessage
+from relaycore.store import replies
 from relaycore.store._guard import guard_methods
 from relaycore.store.entries import decode
 from relaycore.valkey import Client, resp
@@ -32,10 +34,12 @@ _LAG_COUNT_CAP = 1000
 @guard_methods
 class ValkeyFanout:
     def __init__(self, client: Client, keys: Keys) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         self.partitions = keys.partitions
         self._cluster = isinstance(client, RedisCluster)
+        # The single server, to which acknowledgements go packed by hand; None on a cluster.
+        self._single = client if isinstance(client, aredis.Redis) else None
 
     def read_sets(self) -> list[list[int]]:
         every = list(range(self.partitions))
@@ -114,7 +118,7 @@ class ValkeyFanout:
         wanted = [(self._k.log(p), some) for p, some in by_partition.items() if some]
         if not wanted:
             return
-        if self._cluster:  # a slot per partition: one command each, all in flight at once
+        if self._single is None:  # a slot per partition: one command each, all in flight at once
             await asyncio.gather(*(self._r.xack(log, group, *some) for log, some in wanted))
             return
         # One write for every partition, packed here (redis-py's packing of thousands of ids was
@@ -123,7 +127,7 @@ class ValkeyFanout:
         packed = b"".join(
             resp([b"XACK", log.encode(), name, *(i.encode() for i in some)]) for log, some in wanted
         )
-        for reply in await send_packed(self._r, packed, len(wanted)):
+        for reply in await send_packed(self._single, packed, len(wanted)):
             if isinstance(reply, Exception):
                 raise reply
 
@@ -158,7 +162,7 @@ class ValkeyFanout:
             return 0
         # Count what follows the last-delivered id, up to a cap; beyond it the field (if any) is
         # as good a figure as any for "far behind".
-        counted = len(await self._r.xrange(log, min=f"({last}", count=_LAG_COUNT_CAP))
+        counted = len(replies.entries(await self._r.xrange(log, min=f"({last}", count=_LAG_COUNT_CAP)))
         return max(counted, int(lag or 0)) if counted >= _LAG_COUNT_CAP else counted
 
     async def appended(self) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
@@ -18,6 +17,7 @@ from relaycore.store import fingerprint
 from relaycore.store._guard import guard_methods
 from relaycore.store.base import PublishKind, PublishResult
 from relaycore.store.entries import decode, unexpired
+from relaycore.store.replies import entries
 from relaycore.store.valkey_bulk import CrossPartitionBulk
 from relaycore.store.valkey_publish import PublishScript, decode_record, denied_detail, encode_context
 from relaycore.valkey import Client
@@ -32,7 +32,7 @@ CLAIM_MARGIN_MS = 60_000
 @guard_methods
 class ValkeyMessages:
     def __init__(self, client: Client, keys: Keys, settings: Settings) -> None:
-        self._r: Any = client  # redis-py's return types are loose; replies are bytes here
+        self._r: Client = client
         self._k = keys
         cluster = isinstance(client, RedisCluster)
         # One node: concurrent publishes share a round trip.  A cluster spreads them over nodes.
@@ -127,7 +127,7 @@ class ValkeyMessages:
         out: list[StoredMessage] = []
         now = now_ms()
         while (wanted := limit - len(out)) > 0:
-            rows = await self._r.xrange(self._k.stream(topic), min=start, max="+", count=wanted)
+            rows = entries(await self._r.xrange(self._k.stream(topic), min=start, max="+", count=wanted))
             out += unexpired((decode(i, f, topic) for i, f in rows), now)
             if len(rows) < wanted:
                 break
@@ -141,7 +141,7 @@ class ValkeyMessages:
         out: list[StoredMessage] = []
         now = now_ms()
         while (wanted := limit - len(out)) > 0:
-            rows = await self._r.xrevrange(self._k.stream(topic), max=end, min="-", count=wanted)
+            rows = entries(await self._r.xrevrange(self._k.stream(topic), max=end, min="-", count=wanted))
             out += unexpired((decode(i, f, topic) for i, f in rows), now)
             if len(rows) < wanted:
                 break
@@ -150,7 +150,7 @@ class ValkeyMessages:
 
     async def last_id(self, topic: str, upto: StreamId | None = None) -> str | None:
         top = "+" if upto is None else ids.fmt(upto)
-        rows = await self._r.xrevrange(self._k.stream(topic), max=top, min="-", count=1)
+        rows = entries(await self._r.xrevrange(self._k.stream(topic), max=top, min="-", count=1))
         return rows[0][0].decode() if rows else None
 
     async def length(self, topic: str) -> int:
