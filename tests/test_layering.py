@@ -81,3 +81,21 @@ def test_the_hub_does_not_import_the_writer() -> None:
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "gateway.writer" not in modules
+
+
+def test_gateway_modules_form_no_import_cycle() -> None:
+    """No gateway module imports, even for typing only, one that imports it back (node, session, poll)."""
+    base = ROOT / "services" / "gateway"
+    graph: dict[str, set[str]] = {}
+    for path in _modules(base):
+        tree = ast.parse(path.read_text())
+        found = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        found |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        graph[path.stem] = {m.split(".")[1] for m in found if m.startswith("gateway.")}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        ahead = graph.get(start, set()) - seen
+        return any(nxt == goal or reaches(nxt, goal, seen | {nxt}) for nxt in ahead)
+
+    cyclic = sorted(m for m in graph if reaches(m, m, set()))
+    assert not cyclic, f"gateway modules in an import cycle: {cyclic}"

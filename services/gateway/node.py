@@ -15,11 +15,11 @@ from gateway import protocol
 from gateway.cache import Cache
 from gateway.hub import Hub
 from gateway.outbox import Outbox
-from gateway.poll import Waiter
 from gateway.presence import Presence
 from gateway.replay import Replay
-from gateway.session import Session
+from gateway.session import Collaborators, Session
 from gateway.tailer import Tailer
+from gateway.waiter import Waiter
 from gateway.writer import WriteBatch
 from relaycore import metrics
 from relaycore.context import Context
@@ -93,6 +93,18 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._checks: set[asyncio.Task[None]] = set()
         self.authorizer.on_change(self._on_change)
+        # what each WebSocket session works with, handed to it rather than this node
+        self._collaborators = Collaborators(
+            settings=s,
+            authorizer=self.authorizer,
+            acks=self.backend.acks,
+            sign_ins=self.backend.sessions,
+            hub=self.hub,
+            cache=self.cache,
+            replay=self.replay,
+            wait_ready=self.wait_ready,
+            generation=lambda: self.generation,
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -156,7 +168,7 @@ class Node:
     # --- connections ---------------------------------------------------------------------------
     def open_session(self, user: User, outbox: Outbox, *, expires_at: float, sign_in: str = "") -> Session:
         """``sign_in``: the token's sign-in session (``sid``); the socket closes when it ends."""
-        session = Session(self, user, outbox, expires_at=expires_at, sign_in=sign_in)
+        session = Session(self._collaborators, user, outbox, expires_at=expires_at, sign_in=sign_in)
         self.sessions.add(session)
         return session
 

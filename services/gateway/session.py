@@ -9,20 +9,24 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 from gateway import protocol
+from gateway.cache import Cache
+from gateway.hub import Hub
 from gateway.outbox import Outbox
 from gateway.protocol import Ack, FrameError, Ping, Subscribe, Unsubscribe
+from gateway.replay import Replay
 from gateway.subscription import Subscription, hand_over
 from relaycore import ids, names
+from relaycore.access import Authorizer
+from relaycore.config import Settings
 from relaycore.errors import RelayError
 from relaycore.ids import StreamId
 from relaycore.models import User
-
-if TYPE_CHECKING:
-    from gateway.node import Node
+from relaycore.store.base import AckStore, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +34,27 @@ RETRY_DELAY = 0.2
 RECHECK_GIVE_UP = 3.0  # seconds of backoff after which an access check that cannot run closes
 
 
+@dataclass(frozen=True, slots=True)
+class Collaborators:
+    """What a session works with, handed over by whoever opens it (the gateway's node)."""
+
+    settings: Settings
+    authorizer: Authorizer  # the one read-access decision, and the current user record
+    acks: AckStore
+    sign_ins: SessionStore  # whether the token's sign-in session is still alive
+    hub: Hub
+    cache: Cache
+    replay: Replay
+    wait_ready: Callable[[], Awaitable[None]]  # until the tailer reads the fan-out logs
+    generation: Callable[[], int]  # bumped on every access change
+
+
 class Session:
     def __init__(
-        self, node: Node, user: User, outbox: Outbox, *, expires_at: float, sign_in: str = ""
+        self, parts: Collaborators, user: User, outbox: Outbox, *, expires_at: float, sign_in: str = ""
     ) -> None:
         self.id = "sess_" + secrets.token_hex(6)
-        self.node = node
+        self.parts = parts
         self.user = user
         self.sign_in = sign_in  # the token's sign-in session id ("" for tokens without one)
         self.outbox = outbox
@@ -65,7 +84,7 @@ class Session:
         self.outbox.offer(protocol.encode(frame))
 
     async def subscribe(self, frame: Subscribe) -> None:
-        settings = self.node.settings
+        settings = self.parts.settings
         topics = list(dict.fromkeys(frame.topics))
         if not topics:
             raise FrameError(protocol.SUBSCRIPTION_ERROR, "At least one topic required")
@@ -89,16 +108,16 @@ class Session:
         if frame.resume and self.client_id is None:
             raise FrameError(protocol.SUBSCRIPTION_ERROR, "resume requires a client_id")
         try:
-            await self.node.wait_ready()
-            generation = self.node.generation
-            access = await self.node.authorizer.read_access(self.user, topics)
+            await self.parts.wait_ready()
+            generation = self.parts.generation()
+            access = await self.parts.authorizer.read_access(self.user, topics)
             if access.forbidden:
                 raise FrameError(
                     protocol.SUBSCRIPTION_ERROR, f"Access denied to topics: {access.forbidden!r}"
                 )
             if frame.resume:
                 assert self.client_id is not None
-                acked = await self.node.backend.acks.positions(self.user.user_id, self.client_id)
+                acked = await self.parts.acks.positions(self.user.user_id, self.client_id)
                 positions = _positions(acked, topics, strict=False) | positions
         except RelayError as exc:
             raise FrameError(protocol.SUBSCRIPTION_ERROR, f"Failed to subscribe: {exc.detail}") from None
@@ -117,13 +136,13 @@ class Session:
                 on_unverified=self._on_unverified,
             )
             self.subs[t] = sub
-            self.node.hub.add(t, sub)
+            self.parts.hub.add(t, sub)
         self.reply(protocol.Subscribed(topics=frame.topics, session_id=self.id, timestamp=protocol.now()))
         for t in topics:
             sub = self.subs[t]
             if sub.catching_up and t not in self._handovers:
                 self._handovers[t] = self._spawn(self._hand_over(sub))
-        if self.node.generation != generation:  # access changed while we were checking it
+        if self.parts.generation() != generation:  # access changed while we were checking it
             self._spawn(self.recheck(topics, refresh_user=False))
 
     def unsubscribe(self, topics: list[str]) -> None:
@@ -143,7 +162,7 @@ class Session:
         if self.client_id is None or topic is None:
             return  # nothing to record against (the reference acks are log-only)
         try:
-            await self.node.backend.acks.record(self.user.user_id, self.client_id, topic, frame.message_id)
+            await self.parts.acks.record(self.user.user_id, self.client_id, topic, frame.message_id)
         except RelayError as exc:
             raise FrameError(protocol.PROCESSING_ERROR, f"Ack not recorded: {exc.detail}") from None
 
@@ -152,7 +171,7 @@ class Session:
         sub = self.subs.pop(topic, None)
         if sub is not None:
             sub.active = False
-            self.node.hub.remove(topic, sub)
+            self.parts.hub.remove(topic, sub)
         task = self._handovers.pop(topic, None)
         if task is not None:
             task.cancel()
@@ -171,15 +190,15 @@ class Session:
         unique per topic only: an id that two subscribed topics hold is not guessed."""
         reached = [topic for topic, sub in self.subs.items() if sub.last is not None and sid <= sub.last]
         if len(reached) > 1:
-            reached = [topic for topic in reached if self.node.cache.holds(topic, sid)]
+            reached = [topic for topic in reached if self.parts.cache.holds(topic, sid)]
         return reached[0] if len(reached) == 1 else None
 
     async def _hand_over(self, sub: Subscription) -> None:
         try:
             while sub.active:
                 try:
-                    budget = self.node.settings.answer_max_bytes
-                    await hand_over(sub, self.node.replay, lambda: self._verify(sub), budget)
+                    budget = self.parts.settings.answer_max_bytes
+                    await hand_over(sub, self.parts.replay, lambda: self._verify(sub), budget)
                     return
                 except RelayError as exc:  # storage unavailable: the subscription stays held
                     log.warning("replay of %s failed (%s); retrying", sub.topic, exc)
@@ -203,7 +222,7 @@ class Session:
     async def _verify(self, sub: Subscription) -> bool:
         """Access to a topic that did not exist at subscribe time, read straight from storage (and
         into the authorizer's cache)."""
-        access = await self.node.authorizer.read_access(self.user, [sub.topic], fresh=[sub.topic])
+        access = await self.parts.authorizer.read_access(self.user, [sub.topic], fresh=[sub.topic])
         if sub.topic in access.missing:
             return True  # still no such topic: the reference lets anyone follow it
         if not access.forbidden:
@@ -231,7 +250,7 @@ class Session:
 
     async def _recheck(self, topics: list[str] | None, *, refresh_user: bool) -> None:
         if refresh_user:
-            user = await self.node.authorizer.user(self.user.user_id)
+            user = await self.parts.authorizer.user(self.user.user_id)
             if user is None or not user.is_active or not user.has("read"):
                 self.outbox.close(protocol.ACCESS_LOST)
                 return
@@ -239,11 +258,11 @@ class Session:
             # The user first: a deactivated user's sockets close with 4003 even though their
             # sessions end too.  Straight from storage: a user event may stand for sessions that
             # ended without their own event.
-            if self.sign_in and not await self.node.backend.sessions.alive(self.sign_in):
+            if self.sign_in and not await self.parts.sign_ins.alive(self.sign_in):
                 self.outbox.close(protocol.TOKEN_REVOKED)
                 return
         names_ = [t for t in (topics if topics is not None else list(self.subs)) if t in self.subs]
-        access = await self.node.authorizer.read_access(self.user, names_)
+        access = await self.parts.authorizer.read_access(self.user, names_)
         for t in access.forbidden:
             self._revoke(t)
         for t in names_:
