@@ -259,3 +259,20 @@ async def test_retry_after_a_crash_between_claim_and_publish_stores_once(svc: In
     assert again.content == retry.content and again.headers["idempotent-replayed"] == "true"
     assert other.status_code == 422, other.text
     assert [await svc.backend.messages.length(t) for t in (a, b)] == [1, 1]
+
+
+async def test_key_of_a_refused_publish_can_be_used_again(svc: Ingest) -> None:
+    """A publish refused (403) writes nothing, so its key is free again, as on one server: the
+    same key then publishes another request to a topic of another partition (201)."""
+    _, alice = await svc.user("alice")
+    _, bob = await svc.user("bob")
+    theirs, mine = one_per_partition(svc.settings.fanout_partitions)[:2]
+    assert (await bob.post("/api/v1/messages", json={"topic": theirs, "payload": {}})).status_code == 201
+    k = key()
+    refused = await alice.post("/api/v1/messages", json={"topic": theirs, "payload": {"n": 1}}, headers=k)
+    bulk = {"messages": [{"topic": mine, "payload": {"n": 1}}, {"topic": theirs, "payload": {"n": 2}}]}
+    refused_bulk = await alice.post("/api/v1/messages/bulk", json=bulk, headers=k)
+    ok = await alice.post("/api/v1/messages", json={"topic": mine, "payload": {"n": 3}}, headers=k)
+    assert refused.status_code == refused_bulk.status_code == 403
+    assert ok.status_code == 201, ok.text
+    assert [await svc.backend.messages.length(t) for t in (theirs, mine)] == [1, 1]

@@ -35,6 +35,10 @@ from relaycore.store.valkey_publish import (
 from relaycore.valkey import Client
 
 
+class PartlyWritten(Forbidden):
+    """A partition refused after earlier partitions of the bulk were written."""
+
+
 def assemble(topics: Sequence[str], by_partition: dict[int, list[str]], keys: Keys) -> list[str] | None:
     """Ids in request order from each partition's ids (in that partition's request order); None
     when the records do not fit the request (an Idempotency-Key reused for another body)."""
@@ -120,6 +124,8 @@ class CrossPartitionBulk:
                 context=context,
             )
             if reply.status == "denied":
+                if written:
+                    raise PartlyWritten(denied_detail(reply.denied, kind))
                 raise Forbidden(denied_detail(reply.denied, kind))
             if reply.status == "ok":
                 written[p] = reply.ids

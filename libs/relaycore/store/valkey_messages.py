@@ -18,7 +18,7 @@ from relaycore.store._guard import guard_methods
 from relaycore.store.base import PublishKind, PublishResult
 from relaycore.store.entries import decode, unexpired
 from relaycore.store.replies import entries
-from relaycore.store.valkey_bulk import CrossPartitionBulk
+from relaycore.store.valkey_bulk import CrossPartitionBulk, PartlyWritten
 from relaycore.store.valkey_publish import PublishScript, decode_record, denied_detail, encode_context
 from relaycore.valkey import Client
 
@@ -50,8 +50,39 @@ class ValkeyMessages:
         idempotency_ttl: float,
         topic_ids: Sequence[str],
     ) -> PublishResult:
+        claimed = None
         if self._across is not None and idempotency_key is not None:
-            await self._claim(user.user_id, idempotency_key, fingerprint.of(kind, messages), idempotency_ttl)
+            claimed = await self._claim(
+                user.user_id, idempotency_key, fingerprint.of(kind, messages), idempotency_ttl
+            )
+        try:
+            return await self._publish(
+                messages,
+                user=user,
+                kind=kind,
+                idempotency_key=idempotency_key,
+                idempotency_ttl=idempotency_ttl,
+                topic_ids=topic_ids,
+            )
+        except PartlyWritten:
+            raise  # the key stays bound: its retry completes the request
+        except Forbidden:
+            if claimed is not None:
+                # Refused with nothing written, so a single server keeps no record: neither does
+                # the claim (the key may be used again for another request, as there).
+                await self._r.delete(claimed)
+            raise
+
+    async def _publish(
+        self,
+        messages: Sequence[NewMessage],
+        *,
+        user: User,
+        kind: PublishKind,
+        idempotency_key: str | None,
+        idempotency_ttl: float,
+        topic_ids: Sequence[str],
+    ) -> PublishResult:
         if self._across is not None and len({self._script.topic_keys(m.topic)[4] for m in messages}) > 1:
             return await self._across.publish(
                 messages,
@@ -92,7 +123,7 @@ class ValkeyMessages:
             )
         raise Forbidden(denied_detail(reply.denied, kind))
 
-    async def _claim(self, user_id: str, key: str, digest: str, ttl: float) -> None:
+    async def _claim(self, user_id: str, key: str, digest: str, ttl: float) -> str | None:
         """On a cluster, bind ``key`` to this request's fingerprint before anything is written, in
         the key's own slot (the name a single server keeps its record under), so a key reused for
         another request is a 422 whichever partitions the two requests touch.  ``SET NX GET`` is
@@ -112,6 +143,8 @@ class ValkeyMessages:
             raise prev
         if prev is not None:
             fingerprint.require_same(prev.decode(), digest, key)
+            return None
+        return name  # made by this request
 
     def _idem_key(self, topic: str, user_id: str, key: str) -> str:
         """One node: the user's record whatever the topic, so a key reused on another topic is
