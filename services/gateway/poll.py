@@ -23,7 +23,7 @@ from gateway.node import Node
 from gateway.protocol import message_frame
 from gateway.waiter import Waiter
 from relaycore import ids, metrics
-from relaycore.errors import Forbidden, Unauthenticated
+from relaycore.errors import Forbidden
 from relaycore.ids import StreamId
 from relaycore.models import StoredMessage, User, now_ms
 
@@ -73,12 +73,12 @@ async def poll(
             async with asyncio.timeout(wait):
                 await waiter.arrived.wait()
         if waiter.arrived.is_set():
-            await asyncio.sleep(settings.poll_batch_window)
+            await node.tailer.caught_up(settings.poll_batch_window)
     finally:
         node.remove_waiter(waiter)
         _waiting.dec()
-    if any(waiter.got.values()):
-        await _still_allowed(node, user, sign_in)
+    if any(waiter.got.values()):  # the user or the session may have ended while it waited
+        await node.standing.check(user.user_id, sign_in)
     await _check(node, user, [t for t in topics if waiter.got[t]], missing, waiter)
     now = now_ms()
     messages = []
@@ -166,21 +166,6 @@ async def _base(node: Node, topic: str, since: dict[str, StreamId], start: dict[
     own = await node.backend.messages.last_id(topic, upto=at)
     newest = ids.ZERO if own is None else ids.parse(own) or ids.ZERO
     return ids.fmt(max(newest, given) if given is not None else newest)
-
-
-async def _still_allowed(node: Node, user: User, sign_in: str) -> None:
-    """The user may have been deleted, deactivated or lost ``read``, or the token's session may
-    have ended, while the poll waited: read both straight from storage before handing out what
-    arrived meanwhile."""
-    fresh = await node.backend.users.get(user.user_id)
-    if fresh is None:
-        raise Unauthenticated("User not found")
-    if not fresh.is_active:
-        raise Forbidden("User is inactive")
-    if not fresh.has("read"):
-        raise Forbidden("Permission 'read' required")
-    if sign_in and not await node.backend.sessions.alive(sign_in):  # after the user, as everywhere
-        raise Unauthenticated("Token has been revoked")
 
 
 async def _check(node: Node, user: User, with_messages: list[str], missing: set[str], waiter: Waiter) -> None:

@@ -18,6 +18,7 @@ about ``read_max_bytes`` whatever the messages' size, and never less than one en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator
@@ -72,9 +73,34 @@ class Tailer:
         # handed over again on the next join, where positions and subscriptions drop repeats.
         self._unacked: dict[int, list[str]] = {}
         self._acking: asyncio.Task[None] | None = None
+        # Read sets with entries in hand: a reply being dispatched, or a full one (COUNT reached,
+        # so more is already waiting in Valkey).  When none has, everything read has been
+        # dispatched and a woken long-poll can answer at once (``caught_up``).
+        self._behind: set[int] = set()
+        self._caught_up = asyncio.Event()
+        self._caught_up.set()
 
     def position(self, topic: str) -> StreamId | None:
         return self.positions[partition_of(topic, self.partitions)]
+
+    async def caught_up(self, limit: float) -> None:
+        """Return once this gateway has dispatched everything its reads found and no read came
+        back full (which says more is already stored), or after ``limit`` seconds.  A woken
+        long-poll waits here: it takes what was already there, not what comes later."""
+        if self._caught_up.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await self._caught_up.wait()
+
+    def _behind_on(self, key: int, behind: bool) -> None:
+        if behind:
+            self._behind.add(key)
+            self._caught_up.clear()
+        else:
+            self._behind.discard(key)
+            if not self._behind:
+                self._caught_up.set()
 
     async def run(self) -> None:
         sets = self._fanout.read_sets()
@@ -99,29 +125,14 @@ class Tailer:
         joined = False
         streams = self.partitions if parts is None else len(parts)
         size = ReadSize(self._read_max_bytes, self._largest, self._batch, streams)
+        key = -1 if parts is None else parts[0]
         while True:
             try:
                 if not joined:
                     await self._join(parts, size)
                     joined = True
                     on_join()
-                batches = await self._fanout.read(
-                    self._group, count=size.count, block=self._block, partitions=parts
-                )
-                size.saw(batches)
-                for p, messages in batches:
-                    for chunk in _chunks(messages, self._chunk_bytes):
-                        self._deliver(p, chunk)
-                        # Let writers drain between partitions (and between chunks of large
-                        # messages): one step then offers at most one chunk per topic, which
-                        # ws_send_queue and ws_send_queue_bytes must (and by default do) exceed.
-                        await asyncio.sleep(0)
-                if batches:
-                    for p, messages in batches:
-                        self._unacked.setdefault(p, []).extend(m.message_id for m in messages)
-                    if self._acking is None or self._acking.done():
-                        self._acking = asyncio.get_running_loop().create_task(self._ack_soon())
-                    metrics.tail_batches.inc(len(batches))
+                await self._read(parts, size, key)
                 delay = FIRST_BACKOFF
             except Unavailable as exc:
                 log.warning("fan-out log unavailable (%s); retrying in %.2fs", exc, delay)
@@ -133,6 +144,33 @@ class Tailer:
                 joined = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _read(self, parts: list[int] | None, size: ReadSize, key: int) -> None:
+        """One read of the set ``key`` and the dispatch of what it found."""
+        full = False
+        try:
+            batches = await self._fanout.read(
+                self._group, count=size.count, block=self._block, partitions=parts
+            )
+            asked = size.count
+            self._behind_on(key, bool(batches))
+            size.saw(batches)
+            for p, messages in batches:
+                for chunk in _chunks(messages, self._chunk_bytes):
+                    self._deliver(p, chunk)
+                    # Let writers drain between partitions (and between chunks of large
+                    # messages): one step then offers at most one chunk per topic, which
+                    # ws_send_queue and ws_send_queue_bytes must (and by default do) exceed.
+                    await asyncio.sleep(0)
+            if batches:
+                for p, messages in batches:
+                    self._unacked.setdefault(p, []).extend(m.message_id for m in messages)
+                if self._acking is None or self._acking.done():
+                    self._acking = asyncio.get_running_loop().create_task(self._ack_soon())
+                metrics.tail_batches.inc(len(batches))
+            full = any(len(messages) >= asked for _, messages in batches)
+        finally:
+            self._behind_on(key, full)
 
     async def _ack_soon(self) -> None:
         await asyncio.sleep(ACK_DELAY)  # one command per partition for every read meanwhile

@@ -108,6 +108,28 @@ async def test_live_batch_over_the_cap_sets_has_more_and_loses_nothing(relay_fac
         assert ids_of(rest)[0] == ids[len(body["messages"])]
 
 
+async def test_a_woken_poll_answers_at_once_when_nothing_more_was_read(relay_factory) -> None:
+    """One message wakes the poll and the gateway holds nothing more: the answer does not wait
+    out poll_batch_window (30 s here)."""
+    async with relay_factory(poll_batch_window=30) as relay:
+        _, token = await relay.user("alice")
+        poll = await start_poll(relay, token, {"topics": ["t"], "timeout": 60}, ["t"])
+        ids = await relay.publish(token, "t", [{"n": 1}])
+        body = (await asyncio.wait_for(poll, 10)).json()
+        assert ids_of(body) == ids
+
+
+async def test_a_woken_poll_takes_what_the_gateway_already_read(relay_factory) -> None:
+    """A bulk the tailer reads five at a time is already stored when the first five wake the poll:
+    the answer holds all of it, and still comes long before poll_batch_window (30 s here)."""
+    async with relay_factory(poll_batch_window=30, tail_batch_size=5) as relay:
+        alice, token = await relay.user("alice")
+        poll = await start_poll(relay, token, {"topics": ["t"], "timeout": 60}, ["t"])
+        ids = await publish_direct(relay.backend, alice, "t", 20, bulk=20)
+        body = (await asyncio.wait_for(poll, 10)).json()
+        assert ids_of(body) == ids and body["has_more"] is False
+
+
 async def test_quiet_topic_cursor_never_skips_a_later_message(any_relay: Relay) -> None:
     """The cursor of a topic with nothing to say still covers everything published after it."""
     relay = any_relay
