@@ -1,5 +1,5 @@
 """Where ours spends its time: py-spy samples the service under test (under the main rounds'
-server) while scenario 2 runs on ingest and scenario 4 on the gateway; the collapsed stacks are
+server) while scenario 2 runs on ingest and scenarios 4 and 6 on the gateway; the collapsed stacks are
 kept under the raw results directory and summarised as the functions with the most samples,
 inclusive and on-CPU (self)."""
 
@@ -14,10 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import Params, fanout, publishing
+from bench.scenarios import Params, fanout, longpoll, publishing
 from bench.systems import deploy
 
-CASES = [("s2_ingest", "ingest", publishing.single_concurrent), ("s4_gateway", "gateway", fanout.run)]
+CASES = [
+    ("s2_ingest", "ingest", publishing.single_concurrent),
+    ("s4_gateway", "gateway", fanout.run),
+    ("s6_gateway", "gateway", longpoll.run),
+]
 _LINE = re.compile(r":\d+\)")
 # Frames that only carry the process to the event loop; their inclusive share says nothing.
 _BOOT = (
