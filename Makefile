@@ -43,7 +43,7 @@ $(VENV_MIN)/.installed: pyproject.toml $(LOCK_MIN)
 	touch $@
 
 test-min: $(VENV_MIN)/.installed valkey
-	$(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/contract tests/unit tests/ingest tests/gateway tests/cluster
+	$(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests/contract tests/unit tests/ingest tests/gateway tests/cluster
 
 # System tools the tests use: a Valkey (or Redis 7) server and HAProxy; Debian packages when missing.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
@@ -79,8 +79,12 @@ js:
 	  echo "npm not found: the JavaScript example, console browser and OIDC tests will be skipped"
 
 # tests/docker runs under `make test-docker`, which starts the engine and builds the images first.
+# The suite runs on TEST_WORKERS pytest-xdist workers (each with its own Valkey server), a test
+# file per worker at a time: most tests wait on sockets and servers rather than compute.
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install valkey js lint typecheck
-	$(PY) -m pytest --ignore=tests/docker
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/docker
 
 # Real containers: a Docker engine (tests/docker/engine.sh installs Debian's docker.io and starts
 # dockerd when it can; without any way to get one this says so and succeeds), the images built once
