@@ -280,6 +280,17 @@ def test_missing_jwt_secret_is_refused() -> None:
         " " + secrets.token_urlsafe(40),
         "0123456789" + "0" * 30,
     ],
+    ids=[
+        "short",
+        "the seed's example",
+        "31 chars",
+        "32 spaces",
+        "a x 32",
+        "secret x 6",
+        "abcd1234 x 5",
+        "padded",
+        "digits then zeros",
+    ],
 )
 def test_weak_jwt_secret_is_refused(secret: str) -> None:
     """A short, well-known, padded, repetitive or low-entropy secret is refused, saying how to
@@ -290,7 +301,9 @@ def test_weak_jwt_secret_is_refused(secret: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "secret", [secrets.token_urlsafe(48), secrets.token_hex(16), secrets.token_hex(32), SECRET]
+    "secret",
+    [secrets.token_urlsafe(48), secrets.token_hex(16), secrets.token_hex(32), SECRET],
+    ids=["token_urlsafe(48)", "token_hex(16)", "token_hex(32)", "the suite's secret"],
 )
 def test_random_jwt_secrets_are_accepted(secret: str) -> None:
     """What the docs tell operators to generate (and 32 random hex digits) passes the check."""
