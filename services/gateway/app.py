@@ -7,10 +7,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.history import history_endpoint
-from gateway.longpoll import poll_endpoint, stats_endpoint
+from gateway.longpoll import PollEndpoint, stats_endpoint
 from gateway.node import Node
 from gateway.ws import WebSocketEndpoint
 from relaycore.adapters.starlette import put_in_front
+from relaycore.bare_routes import BareRoutes
 from relaycore.config import Settings
 from relaycore.context import Context
 from relaycore.web import service_app
@@ -21,13 +22,23 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
     node = Node(context)
     routes = [
         WebSocketRoute("/ws", WebSocketEndpoint()),  # for the route table; see _SocketsInFront
-        Route("/messages/poll", poll_endpoint, methods=["POST"]),
         Route("/messages/poll/stats", stats_endpoint, methods=["GET"]),
         Route("/api/v1/topics/{name}/messages", history_endpoint, methods=["GET"]),
     ]
     app = service_app("gateway", settings, context, routes, startup=[node.start], shutdown=[node.stop])
     app.state.gateway = node
-    put_in_front(app, lambda stack: _SocketsInFront(stack, WebSocketEndpoint()))
+    # /ws handshakes and long-polls skip Starlette's per-request chain; POST /messages/poll has no
+    # Starlette route: BareRoutes answers every request for its path.
+    put_in_front(
+        app,
+        lambda stack: BareRoutes(
+            _SocketsInFront(stack, WebSocketEndpoint()),
+            {("POST", "/messages/poll"): PollEndpoint(node).bare()},
+            service="gateway",
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout=settings.read_timeout,
+        ),
+    )
     app.state.drain = node.drain  # pulsar_relay.server calls it on SIGTERM, before the grace period
     return app
 
