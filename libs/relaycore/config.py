@@ -84,6 +84,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # its own on `host` (and the service's port answers 404), for a network only Prometheus reaches.
     metrics_token: str = ""
     metrics_port: int = 0
+    # Processes `pulsar-relay serve` runs on its one port (`--workers` wins): 1 = this process serves,
+    # as always; N > 1 = a parent binds the port and keeps N workers serving it
+    # (pulsar_relay/workers.py).  A gateway worker i is gateway `<gateway_id>-w<i>`, with its
+    # metrics on metrics_port + i.
+    workers: int = 1
     # Development mode: allows an unset or short JWT secret (a random one is generated per process).
     allow_insecure_defaults: bool = False
 
@@ -410,6 +415,37 @@ def _check(s: Settings) -> None:
             )
 
 
+MAX_WORKERS = 64
+
+
+def check_workers(s: Settings, port: int) -> None:
+    """``ConfigError`` unless ``s.workers`` worker processes can serve ``port`` (the setting or
+    ``serve --port``): 1 to 64; more than one needs shared storage and metrics ports of their own."""
+    if not 1 <= s.workers <= MAX_WORKERS:
+        raise ConfigError(f"PULSAR_WORKERS (--workers) must be 1 to {MAX_WORKERS}, got {s.workers}")
+    if s.workers == 1:
+        return
+    if s.storage_backend == "memory":
+        # Each worker process would hold its own users, tokens and messages.
+        raise ConfigError(
+            f"{s.workers} workers share their data through Valkey; storage_backend=memory serves"
+            " with one worker only (PULSAR_WORKERS=1)"
+        )
+    if not s.metrics_port:
+        # The service's port reaches whichever worker the kernel hands the connection to: a scrape
+        # there would see one worker's counters, a different one each time.
+        raise ConfigError(
+            f"{s.workers} workers need PULSAR_METRICS_PORT: worker i serves its own metrics on"
+            " PULSAR_METRICS_PORT + i (the service's port reaches a different worker each time)"
+        )
+    last = s.metrics_port + s.workers - 1
+    if last > 65535 or s.metrics_port <= port <= last:
+        raise ConfigError(
+            f"{s.workers} workers serve metrics on ports {s.metrics_port}-{last}"
+            f" (PULSAR_METRICS_PORT + i), which must be TCP ports other than the service's {port}"
+        )
+
+
 _KNOWN_WEAK = {"your-secure-secret-key", "change-me", "changeme", "secret"}
 # A random secret of MIN_SECRET_LENGTH characters carries far more than this estimate (32 random
 # hex digits: 89 bits at the least in 200,000 draws; token_urlsafe(48): ~350).  Repeats do not.
@@ -493,6 +529,7 @@ def _check_ranges(s: Settings) -> None:
             f"PULSAR_METRICS_PORT must be 0 (metrics on the service's port) or another TCP port,"
             f" got {s.metrics_port}"
         )
+    check_workers(s, s.port)
     if s.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(
             f"PULSAR_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}, got {s.log_level!r}"

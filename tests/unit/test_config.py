@@ -553,3 +553,33 @@ def test_a_service_given_the_private_key_as_public_key_exits_2_in_one_line(
     assert result.returncode == 2, result.stderr
     assert f"PULSAR_JWT_PUBLIC_KEY_FILE: {priv} holds a private key" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# --- worker processes
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"PULSAR_WORKERS": "0"}, "must be 1 to 64"),
+        ({"PULSAR_WORKERS": "65", "PULSAR_METRICS_PORT": "9100"}, "must be 1 to 64"),
+        ({"PULSAR_WORKERS": "2", "PULSAR_STORAGE_BACKEND": "memory", "PULSAR_METRICS_PORT": "91"}, "memory"),
+        ({"PULSAR_WORKERS": "2"}, "need PULSAR_METRICS_PORT"),
+        ({"PULSAR_WORKERS": "4", "PULSAR_METRICS_PORT": "8078"}, "ports 8078-8081"),
+        ({"PULSAR_WORKERS": "2", "PULSAR_METRICS_PORT": "65535"}, "ports 65535-65536"),
+    ],
+)
+def test_impossible_workers_are_refused(env: dict[str, str], problem: str) -> None:
+    """More than one worker needs 1..64 of them, Valkey storage and a metrics port per worker that
+    is a real port and not the service's."""
+    with pytest.raises(ConfigError, match=problem):
+        load(ENV | env)
+
+
+def test_workers_with_metrics_ports() -> None:
+    """Workers from the environment or a file, each with a metrics port of its own."""
+    s = load(ENV | {"PULSAR_WORKERS": "4", "PULSAR_METRICS_PORT": "9100"})
+    assert (s.workers, s.metrics_port) == (4, 9100)
+    config.check_workers(s, 9104)  # the service's port just past the metrics ports is fine
+    with pytest.raises(ConfigError, match="other than the service's 9103"):
+        config.check_workers(s, 9103)  # `serve --port` into the range
