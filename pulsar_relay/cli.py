@@ -1,6 +1,6 @@
 """``pulsar-relay``: serve a service (or all of them), and manage users by hand.
 
-pulsar-relay serve all|auth|ingest|gateway [--host H] [--port P] [--config FILE] [--server S]
+pulsar-relay serve all|auth|ingest|gateway [--host H] [--port P] [--config FILE] [--server S] [--workers N]
 pulsar-relay dev [--host H] [--port P]          (make run: everything, storage and an admin included)
 pulsar-relay stack [--gateways N] [--port P]    (make stack: Valkey, auth, ingest, N gateways, HAProxy)
 pulsar-relay users create --username U --password P [--email E] [--permission admin ...]
@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from relaycore import config as relay_config
 from relaycore.logs import setup_logging
@@ -56,19 +60,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    host, port = args.host or settings.host, args.port or settings.port
+    if args.workers is not None:
+        settings = msgspec.structs.replace(settings, workers=args.workers)
+    try:
+        relay_config.check_workers(settings, port)
+    except relay_config.ConfigError as exc:
+        print(f"pulsar-relay: configuration error: {exc}", file=sys.stderr)
+        return 2
     setup_logging(settings)
-    from pulsar_relay.server import run
+    from pulsar_relay.server import Worker, run
 
-    app = _app_factory(args.service)(settings)
-    run(
-        app,
-        settings,
-        args.host or settings.host,
-        args.port or settings.port,
-        service=args.service,
-        server=args.server,
-    )
-    return 0
+    factory = _app_factory(args.service)
+    if settings.workers == 1:
+        run(factory(settings), settings, host, port, service=args.service, server=args.server)
+        return 0
+    from pulsar_relay.workers import supervise, worker_settings
+
+    def serve_worker(index: int, sockets: list[socket.socket], ready: Callable[[], None]) -> None:
+        mine = worker_settings(settings, index)
+        worker = Worker(index, sockets, ready)
+        run(factory(mine), mine, host, port, service=args.service, server=args.server, worker=worker)
+
+    return supervise(settings.workers, host, port, serve_worker)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -154,6 +168,13 @@ def parser() -> argparse.ArgumentParser:
         choices=["uvicorn"],
         default=None,
         help="HTTP server (uvicorn, for every service: the one server since hypercorn was dropped)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes serving the port (default: settings workers, 1; more need Valkey storage and"
+        " PULSAR_METRICS_PORT: worker i's metrics are on that port + i)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -22,7 +22,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from pulsar_relay.server import stop_on_signals
+from pulsar_relay.server import Worker, stop_on_signals
 from relaycore.config import Settings
 from relaycore.wsframes import FRAME_KEY, FRAMES_EXTENSION
 
@@ -55,6 +55,7 @@ INTERNALS = {
     "HttpToolsProtocol.transport/loop/timeout_keep_alive": "the timer's clock, deadline and target",
     "Server.capture_signals()": "replaced: stop_on_signals drains the app first",
     "Server.should_exit/force_exit": "how stop_on_signals stops the server",
+    "Server.started": "a worker tells its parent it serves once this is true",
 }
 
 
@@ -200,11 +201,28 @@ def _no_secrets(record: logging.LogRecord) -> bool:
     return True
 
 
-async def serve(app: Any, settings: Settings, host: str, port: int) -> None:
+async def serve(app: Any, settings: Settings, host: str, port: int, *, worker: Worker | None = None) -> None:
     # The WebSocket protocol logs every handshake header and frame at DEBUG through this logger:
     # tokens (the `bearer.<jwt>` subprotocol) and message contents.  Those lines never reach the
     # log, whatever PULSAR_LOG_LEVEL says; nor do the tokens of `?token=` handshakes.
     logging.getLogger("uvicorn.error").addFilter(_no_secrets)
     server = RelayServer(uvicorn_config(app, settings, host, port))
-    stop_on_signals(app, server.stop, server.stop_now)
-    await server.serve()
+    if worker is None:
+        stop_on_signals(app, server.stop, server.stop_now)
+        await server.serve()
+        return
+    # A worker hears a stop twice when its parent forwards what the terminal or the service manager
+    # also sent it: the repeat within a second is the same request, not an impatient second one.
+    stop_on_signals(app, server.stop, server.stop_now, same_stop_within=1.0)
+    announce = asyncio.create_task(_when_started(server, worker.ready))
+    try:
+        await server.serve(sockets=worker.sockets)
+    finally:
+        announce.cancel()
+
+
+async def _when_started(server: uvicorn.Server, ready: Callable[[], None]) -> None:
+    """Call ``ready()`` once ``server`` accepts connections (its app started, its sockets listen)."""
+    while not server.started:  # noqa: ASYNC110 - uvicorn sets a plain flag, there is nothing to await
+        await asyncio.sleep(0.02)
+    ready()

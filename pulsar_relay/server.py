@@ -9,7 +9,9 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from relaycore.config import Settings
@@ -31,6 +33,16 @@ DEFAULT_SERVER: dict[str, ServerName] = {
 }
 
 
+@dataclass(frozen=True)
+class Worker:
+    """What a worker process serves with: its number, the listening sockets its parent bound, and
+    what to call once it accepts connections (it tells the parent it started)."""
+
+    index: int
+    sockets: list[socket.socket]
+    ready: Callable[[], None]
+
+
 def choose_server(service: str, flag: str | None, settings: Settings) -> ServerName:
     """``--server`` wins, then the ``server`` setting, then the service's default."""
     if flag is not None:
@@ -47,12 +59,17 @@ def drain_hooks(app: Any) -> list[Callable[[], Awaitable[None]]]:
     return [hook for a in targets if (hook := getattr(getattr(a, "state", None), "drain", None))]
 
 
-def stop_on_signals(app: Any, stop: Callable[[], None], stop_now: Callable[[], None]) -> None:
+def stop_on_signals(
+    app: Any, stop: Callable[[], None], stop_now: Callable[[], None], *, same_stop_within: float = 0.0
+) -> None:
     """On the first SIGINT/SIGTERM run the app's drain hooks, then ``stop()``; on a second,
-    ``stop_now()``.  Call from inside the running loop."""
+    ``stop_now()``.  A signal within ``same_stop_within`` seconds of the first is the same request
+    arriving twice (a worker hears its parent and the terminal or service manager) and is ignored.
+    Call from inside the running loop."""
     loop = asyncio.get_running_loop()
     hooks = drain_hooks(app)
     draining: list[asyncio.Task[None]] = []
+    first: list[float] = []
 
     async def drain_then_stop() -> None:
         # Long-lived connections (WebSockets) are told to go first (1001); the server's graceful
@@ -63,8 +80,9 @@ def stop_on_signals(app: Any, stop: Callable[[], None], stop_now: Callable[[], N
 
     def on_signal() -> None:
         if not draining:
+            first.append(loop.time())
             draining.append(loop.create_task(drain_then_stop()))
-        else:
+        elif loop.time() - first[0] >= same_stop_within:
             stop_now()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,11 +106,11 @@ def tune_gc() -> None:
 
 
 def _main(
-    app: Any, settings: Settings, host: str, port: int, server: ServerName
+    app: Any, settings: Settings, host: str, port: int, server: ServerName, worker: Worker | None
 ) -> Coroutine[Any, Any, None]:
     from pulsar_relay.serve_uvicorn import serve as serve_uvicorn
 
-    return serve_uvicorn(app, settings, host, port)
+    return serve_uvicorn(app, settings, host, port, worker=worker)
 
 
 def run(
@@ -103,14 +121,17 @@ def run(
     *,
     service: str = "all",
     server: str | None = None,
+    worker: Worker | None = None,
 ) -> None:
-    """Serve ``app`` (the ``service``) until a signal stops it."""
+    """Serve ``app`` (the ``service``) until a signal stops it: on ``host``:``port``, or, as one
+    of several workers, on the sockets its parent bound (``pulsar_relay.workers``)."""
     chosen = choose_server(service, server, settings)
-    log.info("serving %s with %s on http://%s:%d", service, chosen, host, port)
+    where = f" as worker {worker.index} of {settings.workers}" if worker is not None else ""
+    log.info("serving %s with %s on http://%s:%d%s", service, chosen, host, port, where)
     tune_gc()
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_main(app, settings, host, port, chosen))
+        asyncio.run(_main(app, settings, host, port, chosen, worker))
     else:
-        uvloop.run(_main(app, settings, host, port, chosen))
+        uvloop.run(_main(app, settings, host, port, chosen, worker))

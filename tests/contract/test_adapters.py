@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -201,7 +202,9 @@ METHODS = {
 
 def test_every_uvicorn_internal_has_a_check() -> None:
     """An internal added to serve_uvicorn without a check here fails, by name."""
-    checked = WS_ATTRIBUTES | HTTP_ATTRIBUTES | set(METHODS) | {"Server.should_exit/force_exit"}
+    checked = (
+        WS_ATTRIBUTES | HTTP_ATTRIBUTES | set(METHODS) | {"Server.should_exit/force_exit", "Server.started"}
+    )
     assert checked == set(uv_adapter.INTERNALS)
 
 
@@ -281,6 +284,25 @@ async def test_relay_frames_is_offered_and_written_under_the_default_server(
     assert not ws_protocols[0], f"uvicorn's WebSocket protocol lacks {ws_protocols[0]}: relay.frames is off"
     assert http_protocols, "uvicorn no longer calls `on_headers_complete`: the head timeout is off"
     assert not http_protocols[0], f"uvicorn's HTTP protocol lacks {http_protocols[0]}: no head timeout"
+
+
+async def test_uvicorn_server_says_when_it_started() -> None:
+    """A worker tells its parent it serves when Server.started turns true (pulsar_relay.workers):
+    false before serve(), true once it listens."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    server = uv_adapter.RelayServer(uv_adapter.uvicorn_config(_app, make_settings(), "127.0.0.1", 0))
+    assert server.started is False, "uvicorn.Server lost `started`: workers would never report ready"
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 - the flag is what is under test
+                await asyncio.sleep(0.01)
+    finally:
+        server.stop()
+        await asyncio.wait_for(task, 10)
+        sock.close()
 
 
 def test_uvicorn_server_has_the_stop_flags() -> None:
