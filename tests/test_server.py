@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from pulsar_relay.allinone import create_app as all_in_one
-from pulsar_relay.server import DEFAULT_SERVER, SERVERS, choose_server, drain_hooks
+from pulsar_relay.server import DEFAULT_SERVER, SERVERS, choose_server, drain_hooks, stop_on_signals
 from relaycore.store.valkey_backend import ValkeyBackend
 from tests.conftest import TEST_SECRET, make_settings
 from tests.support.identity import make_user
@@ -226,3 +227,25 @@ async def test_a_gateway_stopped_cleanly_leaves_no_consumer_group_and_no_entry(v
     finally:
         proc.stop()
         await r.aclose()
+
+
+@pytest.mark.parametrize(("within", "forced"), [(0.0, True), (1.0, False)])
+async def test_a_repeated_stop_signal_forces_unless_it_is_the_same_request(
+    within: float, forced: bool
+) -> None:
+    """A second SIGTERM forces the stop, except within ``same_stop_within`` of the first: a worker
+    hears one stop from its parent and one from the terminal or service manager."""
+    calls: list[str] = []
+    loop = asyncio.get_running_loop()
+    stop_on_signals(
+        object(), lambda: calls.append("stop"), lambda: calls.append("now"), same_stop_within=within
+    )
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.05)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    assert calls == (["stop", "now"] if forced else ["stop"])
