@@ -11,6 +11,7 @@ from typing import Any
 
 SERVER_CORE = 0
 LOADGEN_CORE = 1
+ALL_CORES = -1  # a server allowed on every core (worker processes), the load generator's included
 
 
 def cores() -> int:
@@ -27,7 +28,9 @@ def raise_nofile() -> int:
 
 
 def pin_self(core: int) -> None:
-    if cores() > core:
+    if core == ALL_CORES:
+        os.sched_setaffinity(0, range(cores()))
+    elif cores() > core:
         os.sched_setaffinity(0, {core})
 
 

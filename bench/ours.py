@@ -6,9 +6,10 @@ on the load generator's core, where they cost it little."""
 
 from __future__ import annotations
 
+import socket
 import sys
 
-from bench.machine import LOADGEN_CORE, SERVER_CORE
+from bench.machine import ALL_CORES, LOADGEN_CORE, SERVER_CORE
 from bench.procs import Server, free_port, repo_env
 
 SERVERS = ("uvicorn", "granian")
@@ -33,11 +34,15 @@ def environment(valkey_url: str) -> dict[str, str]:
     )
 
 
-def argv(service: str, server: str, port: int) -> list[str]:
-    """The command line serving ``service`` ("all", "auth", "ingest", "gateway") with ``server``."""
+def argv(service: str, server: str, port: int, workers: int | None = None) -> list[str]:
+    """The command line serving ``service`` ("all", "auth", "ingest", "gateway") with ``server``
+    (and ``--workers`` when given)."""
     host = ["--host", "127.0.0.1", "--port", str(port)]
     if server == "uvicorn":
-        return [sys.executable, "-m", "pulsar_relay", "serve", service, *host, "--server", server]
+        pool = ["--workers", str(workers)] if workers else []
+        return [sys.executable, "-m", "pulsar_relay", "serve", service, *host, "--server", server, *pool]
+    if workers:
+        raise ValueError("--workers is measured with uvicorn (pulsar-relay serve) only")
     target = f"bench.appfactory:{_FACTORY[service]}"
     if server == "granian":
         return [
@@ -48,9 +53,41 @@ def argv(service: str, server: str, port: int) -> list[str]:
     raise ValueError(f"unknown server {server!r}; choose from {SERVERS}")
 
 
-def service(name: str, valkey_url: str, *, server: str = "uvicorn", core: int = SERVER_CORE) -> Server:
+def service(
+    name: str,
+    valkey_url: str,
+    *,
+    server: str = "uvicorn",
+    core: int = SERVER_CORE,
+    workers: int | None = None,
+) -> Server:
+    """``name`` on a free port.  With ``workers`` (``suite --workers``), ``serve --workers`` on every
+    core, the load generator's included, so that 1 and N workers are measured placed alike; each
+    worker's metrics on a port of its own."""
     port = free_port()
-    return Server(f"ours-{name}-{server}", argv(name, server, port), environment(valkey_url), port, core=core)
+    env = environment(valkey_url)
+    if workers:
+        env["PULSAR_METRICS_PORT"] = str(free_run(workers))
+        core = ALL_CORES
+    label = f"ours-{name}-{server}" + (f"-w{workers}" if workers else "")
+    return Server(label, argv(name, server, port, workers), env, port, core=core)
+
+
+def free_run(count: int) -> int:
+    """The first of ``count`` consecutive ports that are free now."""
+    while True:
+        first = free_port()
+        if first + count <= 65536 and all(_free(p) for p in range(first + 1, first + count)):
+            return first
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def helper(name: str, valkey_url: str) -> Server:

@@ -70,7 +70,10 @@ async def run_one(
     if scenario not in supported(system):
         return {"skipped": f"scenario {scenario} does not apply to {system}"}
     role = args.deployment if (system == "ours" and args.deployment) else ROLE[scenario]
-    dep = await deploy(system, role, valkey_url, server=server, max_clients=params.idle_target + 5000)
+    workers = args.workers if system == "ours" else None
+    dep = await deploy(
+        system, role, valkey_url, server=server, max_clients=params.idle_target + 5000, workers=workers
+    )
     started = time.monotonic()
     try:
         if scenario == 8:
@@ -121,6 +124,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=SERVERS,
         default="uvicorn",
         help="server for ours in the main rounds (uvicorn: what `pulsar-relay serve` runs by default)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="ours as `serve --workers N` on every core (load generator's included); unset: one "
+        "process on the server core, as always",
     )
     p.add_argument("--servers", action="store_true", help="also compare uvicorn and granian")
     p.add_argument("--server-rounds", type=int, default=2)

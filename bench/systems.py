@@ -125,7 +125,13 @@ def _start_all(servers: list[Server]) -> None:
 
 
 async def deploy(
-    system: str, role: str, valkey_url: str, *, server: str = "uvicorn", max_clients: int = 25_000
+    system: str,
+    role: str,
+    valkey_url: str,
+    *,
+    server: str = "uvicorn",
+    max_clients: int = 25_000,
+    workers: int | None = None,
 ) -> Deployment:
     """Start ``system`` for ``role`` ("ingest", "gateway" or "all") on a flushed Valkey and log in."""
     flush(valkey_url)
@@ -139,12 +145,12 @@ async def deploy(
     else:
         procs: list[Server] = []
         if role == "all":
-            main = ours.service("all", valkey_url, server=server)
+            main = ours.service("all", valkey_url, server=server, workers=workers)
             procs = [main]
             auth_port = publish_port = main.port
         else:
             auth = ours.helper("auth", valkey_url)
-            main = ours.service(role, valkey_url, server=server)
+            main = ours.service(role, valkey_url, server=server, workers=workers)
             procs = [auth, main]
             auth_port, publish_port = auth.port, main.port
             if role == "gateway":
