@@ -99,11 +99,13 @@ async def pool(
 ) -> AsyncIterator[tuple[RelayProcess, int]]:
     """``serve <service> --workers <workers>``; yields the process and its first metrics port."""
     metrics_port = free_ports(workers)
-    env = gateway_env(valkey_url, "pool", PULSAR_METRICS_PORT=str(metrics_port), **extra)
-    proc = RelayProcess(service, env, extra_args=["--workers", str(workers)])
+    env = gateway_env(valkey_url, "pool", PULSAR_METRICS_PORT=str(metrics_port), PULSAR_LOG_LEVEL="INFO")
+    proc = RelayProcess(service, env | extra, extra_args=["--workers", str(workers)])
     try:
         await asyncio.to_thread(proc.start, 30)
-        await until(lambda: len(worker_pids(proc.proc.pid)) == workers)  # type: ignore[union-attr]
+        # every worker has served once (the parent logs it): one killed before would be a failed start
+        await until(lambda: _log(proc).count(" is serving") == workers)
+        assert len(worker_pids(proc.proc.pid)) == workers  # type: ignore[union-attr]
         yield proc, metrics_port
     finally:
         parent = proc.proc.pid if proc.proc else 0
@@ -113,6 +115,10 @@ async def pool(
             with contextlib.suppress(ProcessLookupError):
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
+
+
+def _log(proc: RelayProcess) -> str:
+    return Path(proc.log_path).read_text(errors="replace") if proc.log_path else ""
 
 
 @contextlib.asynccontextmanager
@@ -374,3 +380,22 @@ async def test_one_worker_is_todays_single_process(valkey_url: str) -> None:
 
 async def _live_is(backend: ValkeyBackend, ids: set[str]) -> bool:
     return set(await backend.gateways.live()) == ids
+
+
+async def test_all_in_one_workers_are_each_a_whole_relay_with_its_own_gateway_id(valkey_url: str) -> None:
+    """``serve all --workers 2``: two all-in-one workers, gateways pool-w0 and pool-w1, and a
+    message published over HTTP on the port reaches a subscriber on the same port."""
+    async with backend_for(valkey_url) as backend, pool(valkey_url, "all") as (relay, _):
+        await until(lambda: _live_is(backend, {"pool-w0", "pool-w1"}))
+        _, token = await make_user(backend, "alice")
+        ws = await subscribe(relay.url, token, "jobs")
+        try:
+            async with httpx.AsyncClient(timeout=10, headers=bearer(token)) as http:
+                r = await http.post(
+                    relay.url + "/api/v1/messages", json={"topic": "jobs", "payload": {"n": 1}}
+                )
+                assert r.status_code in (200, 201), r.text
+            [got] = await messages(ws, 1)
+            assert got["payload"] == {"n": 1}
+        finally:
+            await ws.close()
