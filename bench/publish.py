@@ -199,7 +199,7 @@ for the ingest process and for Valkey, is the steadier figure. Every publish is 
 batches of up to 25, one round trip each on its own connection, all in flight together (packed
 by `relaycore.store.valkey_batch`), each caller still getting its own reply or error. The two
 publish routes are served as bare ASGI handlers in front of Starlette (`relaycore.bare_routes`),
-with the same request ids, limits, metrics and error answers.
+through the same request pipeline as every other route (`relaycore.http_pipeline`).
 
 Where the time goes now: the `s2_ingest` profile under "Where the time goes" below (py-spy over
 scenario 2 of the suite). `GET /health` (first row) is the floor set by the HTTP server and the

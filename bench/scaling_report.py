@@ -61,6 +61,29 @@ def costs_from(results: list[dict[str, Any]], burst: int) -> Costs:
     )
 
 
+def low_rate_costs(results: list[dict[str, Any]], fanout: int) -> tuple[float | None, float | None]:
+    """(Valkey µs per log entry handed to the gateway, gateway µs per delivery) during the steady
+    step of the one-gateway single-server run, where a read carries a few entries at most.  The
+    gateway's figure is all of its CPU over the step (reads, acks, timers) per delivery."""
+    runs = sorted(
+        (
+            r
+            for r in results
+            if r["backend"] == "single" and "cpu_seconds" in r.get("steady", {}) and not r.get("observers")
+        ),
+        key=lambda r: r["gateways"],
+    )
+    if not runs:
+        return None, None
+    r = runs[0]
+    steady = r["steady"]
+    entries = float(steady["expected"]) / max(fanout, 1) * r["gateways"]
+    usec = sum(float(steady["commands"].get(c, {}).get("usec", 0)) for c in ("xreadgroup", "xack"))
+    delivered = float(steady["delivered"])
+    cpu = float(steady["cpu_seconds"].get("gateways", 0.0))
+    return (usec / entries if entries else None, cpu * 1e6 / delivered if delivered else None)
+
+
 def _f(v: Any, digits: int = 0) -> str:
     if v is None:
         return "-"
@@ -104,6 +127,7 @@ def section(
     m = info["machine"]
     fanout = p.clients // p.topics
     single_pub, cluster_pub = publish_usec(results, "single"), publish_usec(results, "cluster")
+    low_entry, low_delivery = low_rate_costs(results, fanout)
     return f"""\
 Run {info["started"]} to {info["finished"]}: `{info["command"]}`, code at commit {info["commit"]}.
 Machine: **{m["cores"]} cores** ({m["cpu_model"]}), {m["memory_gib"]} GiB, kernel {m["kernel"]},
@@ -140,6 +164,11 @@ per delivery; {costs.kib_per_connection:.1f} KiB of gateway memory per WebSocket
 published message in these bursts (bulks of 100 over {p.topics} topics): {_f(single_pub, 1)} µs on one
 server, {_f(cluster_pub, 1)} µs summed over the cluster, where such a bulk is one script per
 partition plus the read-only pre-check.
+
+The same at the low steady rate ({p.rate:g} msg/s, one gateway on a single Valkey), where each
+read carries a few entries at most: Valkey {_f(low_entry, 1)} µs per log entry handed to
+the gateway (XREADGROUP + XACK), a gateway {_f(low_delivery, 1)} µs of CPU per delivery, all its work
+over the step included (reads, acknowledgements, timers).
 
 Projection (bench/scaling_model.py) at 100 gateways and 1,000,000 connections (10,000 per gateway),
 16 partitions, 400-byte log entries, a 200 MiB hot cache per gateway; fan-out is the average number
