@@ -145,9 +145,12 @@ def test_suite_runs_the_peers_and_reports_them(tmp_path: Path) -> None:
     assert files and proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(files[-1].read_text())
     fanout = info["raw"]["4"]
-    for system in ("ours", "nchan", "pushpin"):
+    for system in ("ours", "nchan"):
         burst = fanout[system][0]["burst"]
         assert burst["delivered"] == burst["expected"] > 0, system
+    # Pushpin drops what a connection cannot take at that moment (bench/METHOD.md), so on a busy
+    # machine part of even a tiny burst may not arrive; it must arrive at all.
+    assert 0 < fanout["pushpin"][0]["burst"]["delivered"] <= fanout["pushpin"][0]["burst"]["expected"]
     assert (
         info["raw"]["6"]["nchan"][0]["steady"]["delivered"]
         == info["raw"]["6"]["nchan"][0]["steady"]["expected"]
