@@ -28,6 +28,7 @@ from relaycore.keys import Keys
 from relaycore.store.valkey_backend import ValkeyBackend
 from tests.conftest import make_settings
 from tests.gateway.conftest import WAIT, bearer, gateway_env, messages, publish_direct, recv
+from tests.gateway.test_processes import groups
 from tests.support.identity import make_user
 from tests.support.serve import RelayProcess, child_env
 
@@ -236,19 +237,6 @@ async def _answers(url: str) -> bool:
         return False
 
 
-async def _groups(valkey_url: str) -> set[str]:
-    """Consumer group names on the fan-out logs."""
-    r = aredis.Redis.from_url(valkey_url)
-    try:
-        found: set[str] = set()
-        for p in range(KEYS.partitions):
-            if await r.exists(KEYS.log(p)):
-                found |= {g["name"].decode() for g in await r.xinfo_groups(KEYS.log(p))}
-        return found
-    finally:
-        await r.aclose()
-
-
 async def test_sigterm_drains_every_worker_and_the_parent_exits_0(valkey_url: str) -> None:
     """SIGTERM to the parent: WebSockets on both workers are closed with 1001, a waiting long-poll
     is answered, every worker exits, and the parent exits 0 within the bound."""
@@ -281,7 +269,7 @@ async def test_sigterm_drains_every_worker_and_the_parent_exits_0(valkey_url: st
 
 
 async def _groups_are(valkey_url: str, want: set[str]) -> bool:
-    return await _groups(valkey_url) == want
+    return await groups(valkey_url) == want
 
 
 async def _waiting(backend: ValkeyBackend) -> bool:
@@ -289,7 +277,7 @@ async def _waiting(backend: ValkeyBackend) -> bool:
 
 
 async def _gone(backend: ValkeyBackend, valkey_url: str) -> bool:
-    return not await backend.gateways.live() and not await _groups(valkey_url)
+    return not await backend.gateways.live() and not await groups(valkey_url)
 
 
 async def test_ingest_workers_publish_on_one_port(valkey_url: str) -> None:
