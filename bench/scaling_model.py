@@ -5,7 +5,10 @@ Every gateway reads every partition log, whatever its clients subscribe to: R pu
 become R x G log entries read per second (the read amplification).  Each gateway then spends CPU
 per entry it reads (decode, cache, hub lookup) and per delivery it makes (frame bytes written to
 one socket).  Valkey spends CPU per publish (the script) and per entry handed to each gateway.
-Memory per gateway is its connections plus its hot cache.  ``docs/SCALING.md`` explains the
+Memory per gateway is its connections plus its hot cache.  HAProxy, where its costs are given
+(``bench/haproxy_cost.py``), spends CPU per proxied publish and per frame it relays to a
+subscriber, and memory per proxied connection: deployment-wide totals, since it is as many
+threads and instances as the operator runs.  ``docs/SCALING.md`` explains the
 formulas and what each setting changes; ``bench/scaling.py`` prints this table into BENCHMARKS.md.
 """
 
@@ -24,6 +27,10 @@ class Costs:
     gateway_per_entry: float  # gateway CPU per fan-out entry read (whether or not delivered)
     gateway_per_delivery: float  # gateway CPU per message written to one connection
     kib_per_connection: float  # gateway memory per idle WebSocket
+    # HAProxy (bench/haproxy_cost.py); None leaves it out of the projection.
+    haproxy_per_request: float | None = None  # HAProxy CPU per proxied single publish
+    haproxy_per_frame: float | None = None  # HAProxy CPU per WebSocket frame relayed to a client
+    haproxy_kib_per_connection: float | None = None  # HAProxy memory per idle proxied WebSocket
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,14 @@ def project(load: Load, costs: Costs) -> dict[str, Any]:
         "gateway CPU": gateway,
     }
     bottleneck = max(limits, key=lambda k: limits[k])
+    # Every publish request and every delivery (one frame each) passes HAProxy.
+    haproxy: dict[str, float] = {}
+    if costs.haproxy_per_request is not None and costs.haproxy_per_frame is not None:
+        haproxy["haproxy_cores_total"] = r * costs.haproxy_per_request + deliveries * costs.haproxy_per_frame
+    if costs.haproxy_kib_per_connection is not None:
+        haproxy["haproxy_memory_gib_total"] = load.connections * costs.haproxy_kib_per_connection / 1024**2
     return {
+        **haproxy,
         "log_reads_per_s": reads,
         "deliveries_per_gateway_per_s": deliveries / g,
         "valkey_cores_total": valkey_total,
@@ -80,18 +94,24 @@ SCENARIOS: tuple[tuple[float, float, int], ...] = (
 
 
 def table(costs: Costs) -> str:
+    """The projection; with HAProxy's costs, two columns more (its deployment-wide totals)."""
+    with_haproxy = costs.haproxy_per_frame is not None and costs.haproxy_kib_per_connection is not None
+    extra = " | HAProxy cores (total) | HAProxy GiB (total)" if with_haproxy else ""
     head = (
         "| publish msg/s | fan-out | Valkey primaries | log entries read/s | Valkey cores (busiest primary)"
         " | Valkey egress MB/s (busiest) | gateway cores each | deliveries/s each | gateway MiB each"
-        " | first limit |"
+        f"{extra} | first limit |"
     )
-    rows = [head, "|" + "---|" * 10]
+    rows = [head, "|" + "---|" * (12 if with_haproxy else 10)]
     for rate, fanout, primaries in SCENARIOS:
         p = project(Load(rate, fanout, primaries=primaries), costs)
+        cells = (
+            f" | {p['haproxy_cores_total']:.2f} | {p['haproxy_memory_gib_total']:.1f}" if with_haproxy else ""
+        )
         rows.append(
             f"| {rate:,.0f} | {fanout:,.0f} | {primaries} | {p['log_reads_per_s']:,.0f}"
             f" | {p['valkey_cores_busiest']:.2f} | {p['valkey_egress_mb_per_s_busiest']:,.0f}"
             f" | {p['gateway_cores_each']:.2f} | {p['deliveries_per_gateway_per_s']:,.0f}"
-            f" | {p['gateway_memory_mib_each']:,.0f} | {p['bottleneck']} |"
+            f" | {p['gateway_memory_mib_each']:,.0f}{cells} | {p['bottleneck']} |"
         )
     return "\n".join(rows)
