@@ -172,6 +172,7 @@ async def test_starlette_calls_the_stack_put_in_front() -> None:
 
 WS_ATTRIBUTES = {
     "WebSocketsSansIOProtocol.response.status_code",
+    "WebSocketsSansIOProtocol.request/response",
     "WebSocketsSansIOProtocol.config.ws_per_message_deflate",
     "WebSocketsSansIOProtocol.scope",
     "WebSocketsSansIOProtocol.writable",
@@ -255,8 +256,9 @@ async def test_relay_frames_is_offered_and_written_under_the_default_server(
 ) -> None:
     """Under uvicorn as `pulsar-relay serve` runs it, a WebSocket scope lists relay.frames and
     pre-encoded frames reach the client as they are; the protocol objects have every attribute
-    serve_uvicorn reads (a missing one is named)."""
+    serve_uvicorn reads (a missing one is named), and an accepted one lets its handshake go."""
     ws_protocols: list[list[str]] = []
+    live: list[Any] = []
     http_protocols: list[list[str]] = []
     handle_connect = uv_adapter.FramedWebSocketProtocol.handle_connect
     on_headers_complete = uv_adapter.HeadTimeoutProtocol.on_headers_complete
@@ -265,6 +267,7 @@ async def test_relay_frames_is_offered_and_written_under_the_default_server(
     def spy_connect(self: Any, event: Any) -> None:
         handle_connect(self, event)
         ws_protocols.append([m for i in sorted(WS_ATTRIBUTES) for m in _missing(self, i)])
+        live.append(self)
 
     def spy_headers(self: Any) -> None:
         http_protocols.append([m for i in sorted(HTTP_ATTRIBUTES) for m in _missing(self, i)])
@@ -279,9 +282,11 @@ async def test_relay_frames_is_offered_and_written_under_the_default_server(
             got = [await asyncio.wait_for(ws.recv(), 10)]
             if got == ["one"]:
                 got.append(await asyncio.wait_for(ws.recv(), 10))
+            held = [(p.request, p.response) for p in live]
     assert ws_protocols, "uvicorn no longer calls `handle_connect`: relay.frames is off"
     assert got == ["one", "two"], f"relay.frames is off under the default server: {got}"
     assert not ws_protocols[0], f"uvicorn's WebSocket protocol lacks {ws_protocols[0]}: relay.frames is off"
+    assert held == [(None, None)], "the accepted connection still holds its handshake request/response"
     assert http_protocols, "uvicorn no longer calls `on_headers_complete`: the head timeout is off"
     assert not http_protocols[0], f"uvicorn's HTTP protocol lacks {http_protocols[0]}: no head timeout"
 
