@@ -34,8 +34,8 @@ from bench import ours
 from bench.docs_sections import replace_section
 from bench.httpclient import login
 from bench.load import closed_loop, open_connections, prepare_topics
-from bench.machine import cpu_seconds, describe, loadavg, raise_nofile, rss_kib
-from bench.procs import REPO, Server, free_port
+from bench.machine import cpu_seconds, describe, raise_nofile, rss_kib
+from bench.procs import REPO, Server, free_port, run_info
 from bench.scaling import UNPINNED, relay_process
 from bench.scenarios.common import close_all, connect_many
 from bench.scenarios.driving import steady
@@ -341,17 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log("starting Valkey, auth, ingest, gateways and HAProxy")
     results = asyncio.run(measure(p, log))
-    info = {
-        "started": started,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join(["python -m bench.haproxy_cost", *(sys.argv[1:] if argv is None else argv)]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
-        ).stdout.strip(),
-        "machine": machine,
-        "loadavg_after": loadavg(),
-        "params": asdict(p),
-    }
+    info = run_info("bench.haproxy_cost", sys.argv[1:] if argv is None else argv, started, machine, asdict(p))
     text = section(info, results, p)
     raw = json.dumps({"info": info, "results": results}, indent=1)
     if args.json:

@@ -11,8 +11,9 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from bench.machine import SERVER_CORE, server_preexec
+from bench.machine import SERVER_CORE, loadavg, server_preexec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,3 +106,34 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def commit() -> str:
+    """The code measured: ``$BENCH_COMMIT`` (set when running from an exported snapshot), else HEAD."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "") or "unknown"
+
+
+def run_info(
+    program: str, argv: Sequence[str], started: str, machine: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """The header of a benchmark's raw results: when, the command line, the code and the machine."""
+    return {
+        "started": started,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": " ".join([f"python -m {program}", *argv]),
+        "commit": commit(),
+        "machine": machine,
+        "loadavg_after": loadavg(),
+        "params": params,
+    }

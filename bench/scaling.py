@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -28,8 +27,8 @@ from bench import ours, scaling_tailing
 from bench.docs_sections import replace_section
 from bench.httpclient import login
 from bench.load import open_connections, prepare_topics
-from bench.machine import cpu_seconds, describe, loadavg, raise_nofile, rss_kib
-from bench.procs import REPO, Server, free_port
+from bench.machine import cpu_seconds, describe, raise_nofile, rss_kib
+from bench.procs import REPO, Server, free_port, run_info
 from bench.scaling_report import costs_from, section
 from bench.scenarios.common import close_all
 from bench.scenarios.driving import burst, steady
@@ -247,17 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(measure(p, log))
     log("tailing strategies on a cluster (bench/scaling_tailing.py)")
     tailing = asyncio.run(scaling_tailing.measure())
-    info = {
-        "started": started,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join(["python -m bench.scaling", *(sys.argv[1:] if argv is None else argv)]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
-        ).stdout.strip(),
-        "machine": machine,
-        "loadavg_after": loadavg(),
-        "params": p.__dict__,
-    }
+    info = run_info("bench.scaling", sys.argv[1:] if argv is None else argv, started, machine, p.__dict__)
     costs = costs_from(results, p.burst)
     text = section(info, results, costs, p, tailing)
     RAW.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -24,7 +23,7 @@ from typing import Any
 from bench import calibrate, machine, reference
 from bench.ours import SERVERS
 from bench.peers import PEERS
-from bench.procs import REPO
+from bench.procs import REPO, commit
 from bench.scenarios import Params, connections, fanout, longpoll, publishing, reference13, topics
 from bench.systems import SYSTEMS, deploy, missing, version
 
@@ -165,22 +164,6 @@ def runnable(systems: list[str], info: dict[str, Any]) -> list[str]:
             info.setdefault("peer_versions", {})[system] = version(system)
         kept.append(system)
     return kept
-
-
-def commit() -> str:
-    """The code measured: ``$BENCH_COMMIT`` (set when running from an exported snapshot), else HEAD."""
-    if os.environ.get("BENCH_COMMIT"):
-        return os.environ["BENCH_COMMIT"]
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "") or "unknown"
 
 
 def prepare_process(nice: int) -> None:

@@ -26,9 +26,8 @@ from websockets.exceptions import ConnectionClosed
 
 from relaycore.keys import Keys
 from relaycore.store.valkey_backend import ValkeyBackend
-from tests.conftest import make_settings
 from tests.gateway.conftest import WAIT, bearer, gateway_env, messages, publish_direct, recv
-from tests.gateway.test_processes import groups
+from tests.gateway.test_processes import backend_for, groups
 from tests.support.identity import make_user
 from tests.support.serve import RelayProcess, child_env
 
@@ -120,15 +119,6 @@ async def pool(
 
 def _log(proc: RelayProcess) -> str:
     return Path(proc.log_path).read_text(errors="replace") if proc.log_path else ""
-
-
-@contextlib.asynccontextmanager
-async def backend_for(valkey_url: str) -> AsyncIterator[ValkeyBackend]:
-    b = ValkeyBackend(make_settings(valkey_url))
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 async def connections_by_gateway(backend: ValkeyBackend) -> dict[str, int]:
