@@ -15,6 +15,7 @@ from tests.gateway.conftest import WAIT, Relay, eventually, messages, publish_di
 
 COUNT = 300
 PAD = 64 * 1024  # big frames fill the socket buffers quickly
+STEP = 15  # published at a time; the fast reader takes each step before the next (COUNT / STEP whole)
 
 
 class StalledClient:
@@ -78,9 +79,12 @@ async def test_slow_client_is_closed_while_a_fast_one_gets_everything(relay_fact
         slow = StalledClient(relay, token)
         try:
             await slow.subscribe(["hot"])
-            receiving = asyncio.create_task(messages(fast, COUNT, within=60))
-            ids = await publish_direct(relay.backend, alice, "hot", COUNT, pad=PAD, bulk=16)
-            assert [m["message_id"] for m in await receiving] == ids
+            ids: list[str] = []
+            got: list[str] = []
+            for start in range(0, COUNT, STEP):  # in step with the fast reader, however busy the host
+                ids += await publish_direct(relay.backend, alice, "hot", STEP, start, pad=PAD, bulk=STEP)
+                got += [m["message_id"] for m in await messages(fast, STEP, within=60)]
+            assert got == ids
             await eventually(lambda: len(relay.node.sessions) == 1)  # the slow one is gone
             seen, code, reason = await slow.read_to_close()  # what was in flight, then the close
             assert (code, reason) == (4008, "Slow consumer")
