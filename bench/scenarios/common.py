@@ -10,17 +10,21 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench import wsclient
-from bench.machine import cpu_seconds
+from bench.machine import cpu_times
 from bench.systems import Deployment
 
 
 @contextmanager
 def cpu_usage(dep: Deployment, into: dict[str, Any]) -> Iterator[None]:
-    """Adds ``server_cpu`` and ``loadgen_cpu`` (cores busy, 1.0 = one core) over the block."""
-    s0, l0, t0 = cpu_seconds(dep.under_test.pid), time.process_time(), time.monotonic()
+    """Adds ``server_cpu`` and ``loadgen_cpu`` (cores busy, 1.0 = one core) over the block, and
+    ``server_cpu_system``: the part of ``server_cpu`` spent in the kernel (system calls, and on
+    loopback the TCP work of delivering what the server writes)."""
+    (u0, k0), l0, t0 = cpu_times(dep.under_test.pid), time.process_time(), time.monotonic()
     yield
     wall = max(time.monotonic() - t0, 1e-9)
-    into["server_cpu"] = round((cpu_seconds(dep.under_test.pid) - s0) / wall, 3)
+    u1, k1 = cpu_times(dep.under_test.pid)
+    into["server_cpu"] = round((u1 - u0 + k1 - k0) / wall, 3)
+    into["server_cpu_system"] = round((k1 - k0) / wall, 3)
     into["loadgen_cpu"] = round((time.process_time() - l0) / wall, 3)
 
 
