@@ -24,7 +24,7 @@ from websockets.protocol import State
 
 from pulsar_relay.server import Worker, stop_on_signals
 from relaycore.config import Settings
-from relaycore.wsframes import FRAME_KEY, FRAMES_EXTENSION
+from relaycore.wsframes import FRAME_KEY, FRAMES_EXTENSION, FRAMES_WRITE
 
 # uvicorn's WebSocket implementations on `serve all` (memory backend), 2,000 idle subscribers, then
 # 200 publishes fanned out to all of them (server RSS growth per socket; server CPU per delivery,
@@ -41,7 +41,7 @@ INTERNALS = {
     "WebSocketsSansIOProtocol.request/response": "the handshake's, dropped once accepted (memory)",
     "WebSocketsSansIOProtocol.config.ws_per_message_deflate": "frames are ours only without deflate",
     "WebSocketsSansIOProtocol.scope": "the connection's ASGI scope, its extensions",
-    "WebSocketsSansIOProtocol.writable": "an asyncio.Event cleared while the transport is paused",
+    "WebSocketsSansIOProtocol.writable": "an asyncio.Event cleared while the transport is paused (no synchronous write then)",
     "WebSocketsSansIOProtocol.handshake_complete": "accepted",
     "WebSocketsSansIOProtocol.initial_response": "None unless the app answered with an HTTP response",
     "WebSocketsSansIOProtocol.disconnected": "the transport is lost",
@@ -71,7 +71,23 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         # Frames are only ours to write when no extension (per-message deflate) rewrites them.
         if self.response.status_code == 101 and not self.config.ws_per_message_deflate:
-            self.scope["extensions"][FRAMES_EXTENSION] = {}
+            self.scope["extensions"][FRAMES_EXTENSION] = {FRAMES_WRITE: self.write_frames}
+
+    def write_frames(self, frames: bytes) -> bool:
+        """``relay.frames``' synchronous write: the frames are written now (True), or nothing is
+        and the app sends them through ``send`` instead, which waits (the transport is paused) or
+        raises as uvicorn does (the connection is closing or not yet accepted)."""
+        if (
+            self.writable.is_set()
+            and self.handshake_complete
+            and self.initial_response is None
+            and not self.disconnected
+            and not self.close_sent
+            and self.conn.state is State.OPEN
+        ):
+            self.transport.write(frames)
+            return True
+        return False
 
     async def send(self, message: Any) -> None:
         frames = message.get(FRAME_KEY)

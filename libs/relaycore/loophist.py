@@ -25,6 +25,11 @@ class Child:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1  # bucket ``le`` holds value <= le
         self.sum += value
 
+    def observe_many(self, value: float, times: int) -> None:
+        """``times`` observations of the same ``value``."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += times
+        self.sum += value * times
+
 
 class LoopHistogram(Collector):
     def __init__(
@@ -42,6 +47,7 @@ class LoopHistogram(Collector):
         self._children: dict[tuple[str, ...], Child] = {}
         if not self.label_names:  # exposed from the start, as prometheus_client does
             self.observe = self.labels().observe
+            self.observe_many = self.labels().observe_many
         registry.register(self)
 
     def labels(self, *values: str) -> Child:

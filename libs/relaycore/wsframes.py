@@ -7,6 +7,12 @@ the gateway can frame a message once for all its subscribers.  A server that lis
 ``data`` is one or more complete, unmasked, uncompressed frames, and writes it as it is: no framing
 per connection, and a connection that has several frames waiting gets them in one write.  The app
 sends that message only to a scope that lists the extension; other servers get plain ``text``.
+
+The extension's entry may also hold ``FRAMES_WRITE``: a synchronous ``write(data) -> bool`` that
+writes ``data`` at once and returns True, or writes nothing and returns False when it cannot now
+(the transport is paused, the connection is not open); the app then sends the same data with the
+message above, which waits or fails as a send does.  A delivery thus costs no ASGI message and no
+coroutine in the usual case, a socket with room.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import struct
 
 FRAMES_EXTENSION = "relay.frames"
 FRAME_KEY = "relay.frames"
+FRAMES_WRITE = "write"
 _FIN_TEXT = 0x81
 
 

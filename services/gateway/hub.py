@@ -2,7 +2,8 @@
 process.  ``dispatch`` encodes each message once into its frame text and offers that same text to
 every sink of the topic.  It never awaits a client and does nothing for topics nobody here follows.
 The hub knows nothing of WebSockets: whoever builds it hands it the ``Scope`` a dispatch runs in
-(the node gives it the writers' ``WriteBatch``, so socket writes wait for the end of a dispatch).
+(the node gives it the writers' ``WriteBatch``, so socket writes wait for the end of a dispatch),
+and the one a dispatch of a single message runs in.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ class Scope(Protocol):
 
 
 class Hub:
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, single: Scope | None = None) -> None:
         self._sinks: dict[str, set[Sink]] = {}
         self._scope = scope
+        self._single = scope if single is None else single  # the scope of a one-message dispatch
 
     def add(self, topic: str, sink: Sink) -> None:
         self._sinks.setdefault(topic, set()).add(sink)
@@ -54,7 +56,7 @@ class Hub:
         return {topic: len(sinks) for topic, sinks in self._sinks.items()}
 
     def dispatch(self, batch: Sequence[tuple[StreamId, StoredMessage]]) -> None:
-        with self._scope:
+        with self._scope if len(batch) > 1 else self._single:
             self._dispatch(batch)
 
     def _dispatch(self, batch: Sequence[tuple[StreamId, StoredMessage]]) -> None:

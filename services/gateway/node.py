@@ -53,7 +53,7 @@ class Node:
         )
         # this process's topic -> subscriptions and waiters
         self.writes = WriteBatch()  # WebSocket writes wait for the end of each hub dispatch
-        self.hub = Hub(self.writes)
+        self.hub = Hub(self.writes, self.writes.single)
         # reads the fan-out logs into the cache and the hub
         self.tailer = Tailer(
             self.backend.fanout,

@@ -100,8 +100,9 @@ class Outbox:
         return item
 
     def take(self) -> list[Item] | None:
-        """Every queued frame at once (a writer that sends them in one write); None as ``pop``:
-        nothing queued (the writer is then idle) or the connection is closing."""
+        """Every queued frame at once (a writer that sends them in one write), after which the
+        writer is idle again (the next offer tells it); None as ``pop``: nothing queued or the
+        connection is closing."""
         queued = self._items
         if self.closing is not None or not queued:
             self._busy = False
@@ -115,6 +116,7 @@ class Outbox:
             queued.clear()
         self.bytes = 0
         self.active = True
+        self._busy = False
         if self._room is not None:
             self._wake_put()
         return items

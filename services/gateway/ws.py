@@ -21,7 +21,7 @@ from relaycore.errors import Unauthenticated, Unavailable
 from relaycore.models import User
 from relaycore.tokens import Claims
 from relaycore.web import JSON, context_of
-from relaycore.wsframes import FRAMES_EXTENSION
+from relaycore.wsframes import FRAMES_EXTENSION, FRAMES_WRITE
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,9 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
 
     outbox = Outbox(node.settings.ws_send_queue, node.settings.ws_send_queue_bytes)
     outbox.on_close = interrupt
-    framed = FRAMES_EXTENSION in ws.scope.get("extensions", {})
-    writer = Writer(send, outbox, node.writes, on_fail=interrupt, framed=framed)
+    frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    write = frames.get(FRAMES_WRITE) if frames is not None else None
+    writer = Writer(send, outbox, node.writes, on_fail=interrupt, framed=frames is not None, write=write)
     session = node.open_session(user, outbox, expires_at=float(claims.exp), sign_in=claims.sid)
     _connections.inc()
     client_gone = cancelled = False

@@ -66,3 +66,24 @@ def test_a_failing_sink_does_not_stop_the_others() -> None:
     hub.add("t", good)
     hub.dispatch([stored("t", 1), stored("t", 2)])
     assert [g[0] for g in good.got] == ["1-0", "2-0"]
+
+
+def test_a_dispatch_of_one_message_runs_in_the_single_scope() -> None:
+    """One message is dispatched inside the hub's single-message scope, several inside the other."""
+    entered: list[str] = []
+
+    class Named(contextlib.AbstractContextManager[None]):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __enter__(self) -> None:
+            entered.append(self.name)
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+    hub = Hub(Named("batch"), Named("single"))
+    hub.add("t", RecordingSink())
+    hub.dispatch([stored("t", 1)])
+    hub.dispatch([stored("t", 2), stored("t", 3)])
+    assert entered == ["single", "batch"]

@@ -12,6 +12,8 @@ from websockets.streams import StreamReader
 from gateway.outbox import Outbox
 from gateway.protocol import SLOW_CONSUMER
 from gateway.writer import WriteBatch, Writer
+from relaycore import metrics
+from relaycore.models import now_ms
 from relaycore.wsframes import FRAME_KEY
 
 
@@ -221,3 +223,74 @@ async def test_relay_frames_behind_a_waiting_send_go_out_together_after_it() -> 
     for _ in range(5):
         await asyncio.sleep(0)
     assert sent == [["a"], ["b", "c"]] and len(outbox) == 0
+
+
+async def test_relay_frames_write_takes_frames_at_once_and_send_what_it_refuses() -> None:
+    """A server's synchronous FRAMES_WRITE gets each connection's frames with no ASGI send; frames
+    it refuses (a paused socket) go through ``send`` instead, in order, and later ones follow them."""
+    outbox, written, sent, room = Outbox(10), [], [], [True]
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def write(data: bytes) -> bool:
+        if room[0]:
+            written.append(frames_of(data))
+        return room[0]
+
+    async def send(message: dict[str, Any]) -> None:
+        await gate
+        sent.append(frames_of(message[FRAME_KEY]))
+
+    Writer(send, outbox, WriteBatch(), on_fail=lambda exc: None, framed=True, write=write)
+    outbox.offer("a")
+    room[0] = False
+    outbox.offer("b")
+    outbox.offer("c")
+    room[0] = True
+    outbox.offer("d")
+    assert written == [["a"]] and sent == [] and len(outbox) == 2
+    gate.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sent == [["b"], ["c", "d"]] and len(outbox) == 0
+
+
+async def test_a_single_message_dispatch_writes_each_connection_as_offered_with_one_frame() -> None:
+    """In the single-message scope a connection's frame is written inside ``offer`` (no waiting for
+    the dispatch's end), and every connection gets the very same frame bytes."""
+    batch, sent = WriteBatch(), []
+
+    def write(data: bytes) -> bool:
+        sent.append(data)
+        return True
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("a socket with room is written synchronously")
+
+    outboxes = [Outbox(10) for _ in range(3)]
+    for outbox in outboxes:
+        Writer(send, outbox, batch, on_fail=lambda exc: None, framed=True, write=write)
+    with batch.single:
+        for i, outbox in enumerate(outboxes):
+            outbox.offer("shared")
+            assert len(sent) == i + 1
+    assert sent[0] is sent[1] is sent[2] and frames_of(sent[0]) == ["shared"]
+
+
+async def test_a_dispatchs_live_deliveries_are_counted_and_timed_at_its_end() -> None:
+    """Live messages written in a dispatch reach relay_messages_delivered_total and the latency
+    histogram once it ends, one delivery and one observation per connection; nothing before."""
+    batch = WriteBatch()
+    child = metrics.delivery_latency.labels("websocket")
+    delivered, observed = metrics.delivered_total(), sum(child.counts)
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("a socket with room is written synchronously")
+
+    outboxes = [Outbox(10) for _ in range(4)]
+    for outbox in outboxes:
+        Writer(send, outbox, batch, on_fail=lambda exc: None, framed=True, write=lambda data: True)
+    with batch.single:
+        for outbox in outboxes:
+            outbox.offer("m", now_ms() - 5)
+        assert (metrics.delivered_total(), sum(child.counts)) == (delivered, observed)
+    assert (metrics.delivered_total(), sum(child.counts)) == (delivered + 4, observed + 4)

@@ -50,3 +50,13 @@ def test_label_less_and_two_label_histograms_expose_like_prometheus_client() -> 
     } <= lines
     with pytest.raises(ValueError):
         pair.labels("ingest")
+
+
+def test_observe_many_is_that_many_observations_of_one_value() -> None:
+    """observe_many(v, n) exposes exactly as n calls of observe(v) do."""
+    one, many = CollectorRegistry(), CollectorRegistry()
+    single = LoopHistogram("t_seconds", "test", [], (0.1, 1.0), registry=one)
+    for _ in range(3):
+        single.observe(0.5)
+    LoopHistogram("t_seconds", "test", [], (0.1, 1.0), registry=many).observe_many(0.5, 3)
+    assert exposition(one) == exposition(many)
