@@ -41,7 +41,7 @@ INTERNALS = {
     "WebSocketsSansIOProtocol.request/response": "the handshake's, dropped once accepted (memory)",
     "WebSocketsSansIOProtocol.config.ws_per_message_deflate": "frames are ours only without deflate",
     "WebSocketsSansIOProtocol.scope": "the connection's ASGI scope, its extensions",
-    "WebSocketsSansIOProtocol.writable": "an asyncio.Event cleared while the transport is paused (no synchronous write then)",
+    "WebSocketsSansIOProtocol.writable": "an asyncio.Event cleared while paused (no synchronous write then)",
     "WebSocketsSansIOProtocol.handshake_complete": "accepted",
     "WebSocketsSansIOProtocol.initial_response": "None unless the app answered with an HTTP response",
     "WebSocketsSansIOProtocol.disconnected": "the transport is lost",

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from time import time_ns
 from collections.abc import Awaitable, Callable
+from time import time_ns
 from types import CoroutineType
 from typing import Any
 

@@ -258,8 +258,9 @@ async def test_relay_frames_is_offered_and_written_under_the_default_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Under uvicorn as `pulsar-relay serve` runs it, a WebSocket scope lists relay.frames and
-    pre-encoded frames reach the client as they are, written at once or sent; the protocol objects have every attribute
-    serve_uvicorn reads (a missing one is named), and an accepted one lets its handshake go."""
+    pre-encoded frames reach the client as they are, written at once or sent; the protocol
+    objects have every attribute serve_uvicorn reads (a missing one is named), and an accepted
+    one lets its handshake go."""
     ws_protocols: list[list[str]] = []
     live: list[Any] = []
     http_protocols: list[list[str]] = []
