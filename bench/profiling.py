@@ -9,6 +9,7 @@ import asyncio
 import re
 import shutil
 import signal
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -109,7 +110,8 @@ def summarize(collapsed: str, top: int = 25) -> dict[str, Any]:
 async def profile(
     valkey_url: str, params: Params, out_dir: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    spy = shutil.which("py-spy")
+    # Next to this interpreter first: `make bench` runs the virtualenv's Python without activating it.
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         return {"skipped": {"top": "py-spy not installed (pip install py-spy)"}}
     out_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - before any load runs
