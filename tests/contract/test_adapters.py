@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import signal
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +69,7 @@ REDIS_CHECKS: dict[str, Callable[[], None]] = {
     "AbstractConnection.disconnect(nowait=True)": lambda: _callable_as(
         AbstractConnection, "disconnect", nowait=True
     ),
+    "AbstractConnection.socket_timeout": lambda: _socket_timeout_is_honoured(),
     "ClusterNode.acquire_connection()": lambda: _callable_as(ClusterNode, "acquire_connection"),
     "ClusterNode.release(connection)": lambda: _callable_as(ClusterNode, "release", None),
     "RedisCluster.nodes_manager.move_slot(MovedError)": lambda: _awaitable_as(
@@ -74,6 +77,16 @@ REDIS_CHECKS: dict[str, Callable[[], None]] = {
     ),
     "RedisCluster.get_node_from_key(key)": lambda: _callable_as(RedisCluster, "get_node_from_key", "k"),
 }
+
+
+def _socket_timeout_is_honoured() -> None:
+    """A connection keeps its ``socket_timeout`` as an attribute, and with it None neither the
+    write nor a read is given a timeout of redis-py's own (the adapter's deadline covers both)."""
+    conn = aredis.Connection(socket_timeout=2.5)
+    assert conn.socket_timeout == 2.5, "the attribute is gone or renamed"
+    send = inspect.getsource(AbstractConnection.send_packed_command)
+    read = inspect.getsource(AbstractConnection.read_response)
+    assert "self.socket_timeout" in send and "self.socket_timeout" in read, "no longer read per call"
 
 
 @pytest.mark.parametrize("internal", sorted(redis_adapter.INTERNALS))
@@ -132,6 +145,36 @@ async def test_storage_errors_are_classified_by_type(valkey_url: str) -> None:
                 await dead.ping()
     finally:
         await dead.aclose()
+
+
+async def test_a_round_trip_that_gets_no_reply_times_out_once_at_its_deadline() -> None:
+    """Against a real Valkey stopped mid-use (SIGSTOP: the connection stays open, nothing is
+    answered), a packed batch fails with redis-py's TimeoutError after the connection's
+    socket_timeout instead of hanging; once Valkey resumes the pool serves again, its connections
+    still carrying their socket_timeout."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from tests.support.valkey import ValkeyServer
+
+    server = ValkeyServer().start()
+    assert server.proc is not None
+    client = aredis.Redis.from_url(server.url, socket_timeout=0.3)
+    try:
+        assert await redis_adapter.send_packed(client, resp([b"PING"]), 1) in ([b"PONG"], ["PONG"], [True])
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisTimeoutError):
+            await redis_adapter.send_packed(client, resp([b"PING"]) + resp([b"PING"]), 2)
+        assert 0.25 <= asyncio.get_running_loop().time() - started < 2
+        os.kill(server.proc.pid, signal.SIGCONT)
+        assert len(await redis_adapter.send_packed(client, resp([b"PING"]), 1)) == 1  # usable again
+        conn = await client.connection_pool.get_connection()
+        assert conn.socket_timeout == 0.3
+        await client.connection_pool.release(conn)
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        await client.aclose()
+        server.cleanup()
 
 
 def _closed_port() -> int:
