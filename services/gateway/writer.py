@@ -26,31 +26,13 @@ _delivered = metrics.messages_delivered.labels("websocket")
 _latency = metrics.delivery_latency.labels("websocket")
 
 
-def _deliveries(items: list[Item]) -> int:
-    """How many of ``items`` are messages (not control frames), each one's delivery latency
-    observed (now: they were just written) unless it was replayed."""
-    if len(items) == 1:  # the usual case: one message per connection per dispatch
-        born_ms = items[0][1]
-        if born_ms > 0:
-            _latency.observe(max(0, time_ns() // 1_000_000 - born_ms) / 1000)
-        return born_ms != CONTROL
-    now = time_ns() // 1_000_000
-    n = 0
-    for _, born_ms in items:
-        if born_ms != CONTROL:
-            n += 1
-            if born_ms != REPLAYED:
-                _latency.observe(max(0, now - born_ms) / 1000)
-    return n
-
-
 class WriteBatch:
     """Defers writes while the hub dispatches a batch of messages, then writes each connection's
     frames back to back: touching one connection's objects (server protocol, framing, transport)
     for all its frames at once keeps them in the CPU caches, where going round 1,000 connections
     once per message does not (measured: about a third less CPU per delivery)."""
 
-    __slots__ = ("delivered", "frames", "late", "open", "ready", "sharing")
+    __slots__ = ("delivered", "frames", "late", "open", "ready", "sharing", "single")
 
     def __init__(self) -> None:
         self.open = False  # a dispatch is offering frames: writers wait for its end
@@ -59,11 +41,12 @@ class WriteBatch:
         # Each message's WebSocket frame, made once for all its subscribers while the batch is
         # written (the same frame text object reaches every one of them).
         self.frames: dict[str, bytes] = {}
-        self.delivered = 0  # messages written while sharing: counted once, at the end
+        self.delivered = 0  # replayed messages written while sharing: counted at the end
         # Live messages written while sharing, by delivery latency in ms: each message reaches
         # its subscribers within a few ms, so a dispatch observes a few values many times each
         # (one histogram update per value at the end instead of one per delivery).
         self.late: dict[int, int] = {}
+        self.single = SingleMessage(self)  # the scope of a dispatch of one message (``Hub``'s)
 
     def __enter__(self) -> None:
         self.open = self.sharing = True
@@ -89,16 +72,28 @@ class WriteBatch:
             _delivered.inc(self.delivered)
             self.delivered = 0
 
-    @property
-    def single(self) -> SingleMessage:
-        """The scope of a dispatch of one message (``Hub``'s ``single``)."""
-        return SingleMessage(self)
-
-    def count(self, delivered: int) -> None:
+    def record(self, items: list[Item]) -> None:
+        """``items`` were just written: their messages count as delivered, and the live ones'
+        latency is observed; while a dispatch is written, once at its end (tallied by latency in
+        ms: a dispatch's deliveries share a few values), else at once."""
+        now = time_ns() // 1_000_000
         if self.sharing:
-            self.delivered += delivered
-        else:
-            _delivered.inc(delivered)
+            late = self.late
+            for _, born_ms in items:
+                if born_ms > 0:
+                    ms = now - born_ms
+                    late[ms] = late.get(ms, 0) + 1
+                elif born_ms == REPLAYED:
+                    self.delivered += 1
+            return
+        n = 0
+        for _, born_ms in items:
+            if born_ms != CONTROL:
+                n += 1
+                if born_ms > 0:
+                    _latency.observe(max(0, now - born_ms) / 1000)
+        if n:
+            _delivered.inc(n)
 
     def framed(self, items: list[Item]) -> bytes:
         """The WebSocket frames of ``items``, back to back; while a batch is written, each
@@ -179,13 +174,7 @@ class Writer:
         batch = self._batch
         data = batch.framed(items)
         if write(data):  # the usual case: the socket has room
-            if len(items) == 1 and (born_ms := items[0][1]) > 0 and batch.sharing:
-                # One live message in a dispatch (the usual case): counted at the dispatch's end.
-                late = batch.late
-                ms = time_ns() // 1_000_000 - born_ms
-                late[ms] = late.get(ms, 0) + 1
-            elif delivered := _deliveries(items):
-                batch.count(delivered)
+            batch.record(items)
         else:  # a paused socket: the same frames through the ASGI send, which waits for it
             self._start({"type": "websocket.send", FRAME_KEY: data}, items)
 
@@ -214,8 +203,7 @@ class Writer:
             try:  # eager.step, inline: this runs once per connection per dispatch
                 waiting = sending.send(None)
             except StopIteration:
-                if delivered := _deliveries(items):
-                    self._batch.count(delivered)
+                self._batch.record(items)
                 return True
             except Exception as exc:
                 self._on_fail(exc)
@@ -232,10 +220,10 @@ class Writer:
     async def _finish(self, rest: Awaitable[None], items: list[Item]) -> None:
         try:
             await rest
-            _delivered.inc(_deliveries(items))
+            self._batch.record(items)
             while (nxt := self._next()) is not None:
                 await self._send(nxt[0])
-                _delivered.inc(_deliveries(nxt[1]))
+                self._batch.record(nxt[1])
         except asyncio.CancelledError:
             raise
         except Exception as exc:

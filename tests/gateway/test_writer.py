@@ -9,7 +9,7 @@ from typing import Any
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from gateway.outbox import Outbox
+from gateway.outbox import REPLAYED, Outbox
 from gateway.protocol import SLOW_CONSUMER
 from gateway.writer import WriteBatch, Writer
 from relaycore import metrics
@@ -294,3 +294,21 @@ async def test_a_dispatchs_live_deliveries_are_counted_and_timed_at_its_end() ->
             outbox.offer("m", now_ms() - 5)
         assert (metrics.delivered_total(), sum(child.counts)) == (delivered, observed)
     assert (metrics.delivered_total(), sum(child.counts)) == (delivered + 4, observed + 4)
+
+
+async def test_a_dispatch_counts_live_and_replayed_messages_but_times_only_live_ones() -> None:
+    """A connection's live, replayed and control frames written in one dispatch add two deliveries
+    (not the control frame) and one latency observation (not the replayed one), at its end."""
+    batch, outbox = WriteBatch(), Outbox(10)
+    child = metrics.delivery_latency.labels("websocket")
+    delivered, observed = metrics.delivered_total(), sum(child.counts)
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("a socket with room is written synchronously")
+
+    Writer(send, outbox, batch, on_fail=lambda exc: None, framed=True, write=lambda data: True)
+    with batch:
+        outbox.offer("live", now_ms() - 5)
+        outbox.offer("old", REPLAYED)
+        outbox.offer("pong")
+    assert (metrics.delivered_total(), sum(child.counts)) == (delivered + 2, observed + 1)
