@@ -137,14 +137,22 @@ class Authorizer:
         return topic
 
     async def session_alive(self, session_id: str) -> bool:
-        """Whether a sign-in session (an access token's ``sid``) has not ended."""
+        """Whether a sign-in session (an access token's ``sid``) has not ended.  An ending sends
+        an event, except the end by expiry: so a live session is cached no longer than it has
+        left, counted from before the read (Valkey's clock cannot be behind that)."""
         if self._cache_ok:
             hit, cached = self._sessions.get(session_id)
             if hit:
                 return bool(cached)
-        alive = await self._backend.sessions.alive(session_id)
-        self._sessions.put(session_id, alive, self._ttl)
-        return alive
+        asked = time.monotonic()
+        left = await self._backend.sessions.remaining(session_id)
+        if left is None:
+            self._sessions.put(session_id, False, self._ttl)  # an ended session stays ended
+            return False
+        ttl = min(self._ttl, left - (time.monotonic() - asked))
+        if ttl > 0:
+            self._sessions.put(session_id, True, ttl)
+        return True
 
     async def check_session(self, claims: Claims) -> None:
         """``Unauthenticated`` if the token's sign-in session has ended (logout, revocation, a

@@ -18,7 +18,6 @@ from gateway.outbox import Outbox
 from gateway.presence import Presence
 from gateway.replay import Replay
 from gateway.session import Collaborators, Session
-from gateway.standing import Standing
 from gateway.tailer import Tailer
 from gateway.waiter import Waiter
 from gateway.writer import WriteBatch
@@ -73,8 +72,6 @@ class Node:
         self.replay = Replay(
             self.cache, self.backend.messages, self.tailer.position, largest=s.max_body_bytes
         )
-        # a long-poll's last look at its user and sign-in session, one read for polls asking at once
-        self.standing = Standing(self.backend.users, self.backend.sessions)
         # history pages and poll catch-ups being read and built (each up to answer_max_bytes)
         self._answers = asyncio.Semaphore(s.answers_at_once)
         # heartbeat with our counts; removal of dead gateways' groups

@@ -19,6 +19,7 @@ import contextlib
 
 import msgspec
 
+from gateway import standing
 from gateway.node import Node
 from gateway.protocol import message_frame
 from gateway.waiter import Waiter
@@ -78,7 +79,7 @@ async def poll(
         node.remove_waiter(waiter)
         _waiting.dec()
     if any(waiter.got.values()):  # the user or the session may have ended while it waited
-        await node.standing.check(user.user_id, sign_in)
+        await standing.check(node.authorizer, user.user_id, sign_in)
     await _check(node, user, [t for t in topics if waiter.got[t]], missing, waiter)
     now = now_ms()
     messages = []

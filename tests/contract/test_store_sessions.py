@@ -137,3 +137,22 @@ async def test_count_covers_the_users_sessions(backend: Backend) -> None:
     assert await backend.sessions.count("u-carol") >= 3
     assert await backend.sessions.count("u-dave") >= 1
     assert len(await backend.sessions.for_user("u-carol")) == 3
+
+
+async def test_remaining_is_the_time_a_session_has_left(backend: Backend) -> None:
+    """``remaining`` is the idle lifetime (or the absolute one, if shorter) less the time passed,
+    then None once the session has ended."""
+    idle = record()
+    await backend.sessions.create(idle, "h0", idle=60)
+    left = await backend.sessions.remaining(idle.session_id)
+    assert left is not None and 59 < left <= 60
+    short = record(lifetime_ms=30_000)
+    await backend.sessions.create(short, "h0", idle=DAY)
+    left = await backend.sessions.remaining(short.session_id)
+    assert left is not None and 29 < left <= 30
+    await backend.sessions.delete(idle.session_id)
+    assert await backend.sessions.remaining(idle.session_id) is None
+    brief = record()
+    await backend.sessions.create(brief, "h0", idle=0.2)
+    await asyncio.sleep(0.3)
+    assert await backend.sessions.remaining(brief.session_id) is None

@@ -17,14 +17,15 @@ from tests.gateway.test_live_access import closed_with, still_open
 from tests.support.identity import token_for
 
 
-async def _signed_in(relay: Relay, user: User) -> tuple[str, str]:
-    """(session id, access token of that session), as the auth service would issue them."""
+async def _signed_in(relay: Relay, user: User, *, idle: float = 3600) -> tuple[str, str]:
+    """(session id, access token of that session), as the auth service would issue them; the
+    session ends by itself after ``idle`` seconds."""
     sid = uuid.uuid4().hex
     now = now_ms()
     record = SessionRecord(
         session_id=sid, user_id=user.user_id, client_hint=None, issued_at=now, expires_at=now + 3_600_000
     )
-    await relay.backend.sessions.create(record, "hash", idle=3600)
+    await relay.backend.sessions.create(record, "hash", idle=idle)
     return sid, token_for(user, sid=sid)
 
 
@@ -92,9 +93,33 @@ async def test_session_ended_during_a_poll_gets_nothing(relay: Relay) -> None:
     sid, token = await _signed_in(relay, bob)
     waiting = asyncio.create_task(relay.poll(token, {"topics": ["jobs"], "timeout": 5}))
     await asyncio.sleep(0.3)
-    await relay.backend.sessions.delete(sid)  # no event: the poll must look for itself
+    await _end(relay, sid)
+    await asyncio.sleep(0.2)  # the event is on its way (CONTRACT decision 6: within one second)
     await relay.publish(bob_token, "jobs", [{"n": 1}])
     r = await waiting
+    assert (r.status_code, r.json()) == (401, {"detail": "Token has been revoked"})
+
+
+async def test_session_expired_during_a_poll_gets_nothing(relay: Relay) -> None:
+    """A session that ends by expiry sends no event: a poll waiting when it expires hands out
+    nothing that arrives afterwards (401), although the poll's start found it alive."""
+    bob, bob_token = await relay.user("bob")
+    sid, token = await _signed_in(relay, bob, idle=0.8)
+    waiting = asyncio.create_task(relay.poll(token, {"topics": ["jobs"], "timeout": 5}))
+    await asyncio.sleep(1.0)
+    assert not await relay.backend.sessions.alive(sid)
+    await relay.publish(bob_token, "jobs", [{"n": 1}])
+    r = await waiting
+    assert (r.status_code, r.json()) == (401, {"detail": "Token has been revoked"})
+
+
+async def test_session_expired_between_polls_is_refused(relay: Relay) -> None:
+    """A session found alive by one poll and expired before the next is refused by the next
+    (its cached "alive" does not outlast it)."""
+    bob, _ = await relay.user("bob")
+    _, token = await _signed_in(relay, bob, idle=0.5)
+    assert (await relay.poll(token, {"topics": ["jobs"], "timeout": 1})).status_code == 200
+    r = await relay.poll(token, {"topics": ["jobs"], "timeout": 1})
     assert (r.status_code, r.json()) == (401, {"detail": "Token has been revoked"})
 
 

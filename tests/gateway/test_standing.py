@@ -1,68 +1,93 @@
-"""gateway.standing: a long-poll's last look at its user and session, on real Valkey, one storage
-read shared only by the polls that asked before it was sent."""
+"""gateway.standing: a long-poll's last look at its user and session, through the authorizer's
+caches, on real Valkey: cached while events keep them honest, never past a session's own end."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
-from gateway.standing import Standing
+from gateway import standing
 from relaycore.errors import Forbidden, Unauthenticated
-from relaycore.models import User
+from relaycore.models import User, now_ms
+from relaycore.store.base import SessionRecord
 from tests.gateway.conftest import Relay
-from tests.gateway.test_revocation import _signed_in
 
 
-class CountingUsers:
-    """The real user store, counting ``get`` (a seam we own: the Valkey reads are real)."""
+class CountingSessions:
+    """The real session store, counting ``remaining`` (a seam we own: the Valkey reads are real)."""
 
     def __init__(self, relay: Relay) -> None:
-        self._users = relay.backend.users
+        self._sessions = relay.backend.sessions
         self.reads = 0
 
-    async def get(self, user_id: str) -> User | None:
+    async def remaining(self, session_id: str) -> float | None:
         self.reads += 1
-        return await self._users.get(user_id)
+        return await self._sessions.remaining(session_id)
 
 
-async def test_checks_asked_together_share_one_read(relay: Relay) -> None:
-    """Ten checks asked in one step of the loop read the user once; a later check reads again."""
+async def _session(relay: Relay, user: User, lifetime: float) -> str:
+    sid = uuid.uuid4().hex
+    now = now_ms()
+    record = SessionRecord(
+        session_id=sid, user_id=user.user_id, client_hint=None, issued_at=now, expires_at=now + 3_600_000
+    )
+    await relay.backend.sessions.create(record, "hash", idle=lifetime)
+    return sid
+
+
+async def test_a_live_session_is_read_once_while_the_channel_is_up(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers after the first come from the cache: no storage read per woken poll."""
     bob, _ = await relay.user("bob", ["read"])
-    sid, _ = await _signed_in(relay, bob)
-    users = CountingUsers(relay)
-    standing = Standing(users, relay.backend.sessions)  # type: ignore[arg-type]
-    await asyncio.gather(*(standing.check(bob.user_id, sid) for _ in range(10)))
-    assert users.reads == 1
-    await standing.check(bob.user_id, sid)
-    assert users.reads == 2
+    sid = await _session(relay, bob, 3600)
+    counting = CountingSessions(relay)
+    monkeypatch.setattr(relay.backend, "sessions", counting)
+    for _ in range(5):
+        await standing.check(relay.ctx.authorizer, bob.user_id, sid)
+    assert counting.reads == 1
 
 
-async def test_a_check_asked_after_the_read_was_sent_does_not_join_it(relay: Relay) -> None:
-    """A read already on its way may predate what the later poll collected: the later one reads
-    again, and sees the session that ended in between."""
+async def test_a_session_that_expires_is_refused_once_it_has_expired(relay: Relay) -> None:
+    """The cached "alive" of a session lasts no longer than the session: it ends by expiry,
+    without an event, and the next check says so."""
     bob, _ = await relay.user("bob", ["read"])
-    sid, _ = await _signed_in(relay, bob)
-    users = CountingUsers(relay)
-    standing = Standing(users, relay.backend.sessions)  # type: ignore[arg-type]
-    first = asyncio.create_task(standing.check(bob.user_id, sid))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)  # the first read has started
-    await relay.backend.sessions.delete(sid)
+    sid = await _session(relay, bob, 0.5)
+    await standing.check(relay.ctx.authorizer, bob.user_id, sid)
+    await asyncio.sleep(0.6)
     with pytest.raises(Unauthenticated, match="Token has been revoked"):
-        await standing.check(bob.user_id, sid)
-    await asyncio.gather(first, return_exceptions=True)  # it may or may not see the deletion
-    assert users.reads == 2
+        await standing.check(relay.ctx.authorizer, bob.user_id, sid)
+
+
+async def test_an_ended_session_is_refused_once_its_event_arrives(relay: Relay) -> None:
+    """A session deleted and announced (logout, revocation) is refused although it was cached."""
+    bob, _ = await relay.user("bob", ["read"])
+    sid = await _session(relay, bob, 3600)
+    authorizer = relay.ctx.authorizer
+    await standing.check(authorizer, bob.user_id, sid)
+    await relay.backend.sessions.delete(sid)
+    await relay.backend.bus.publish(f"session:{sid}")
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        try:
+            await standing.check(authorizer, bob.user_id, sid)
+        except Unauthenticated as exc:
+            assert str(exc) == "Token has been revoked"
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the ended session was still accepted"
+        await asyncio.sleep(0.02)
 
 
 async def test_answers_name_what_ended(relay: Relay) -> None:
     """A missing user is 401 "User not found", one without read 403, a token without a session
     only needs the user."""
     carol, _ = await relay.user("carol", ["write"])
-    standing = Standing(relay.backend.users, relay.backend.sessions)
+    authorizer = relay.ctx.authorizer
     with pytest.raises(Unauthenticated, match="User not found"):
-        await standing.check("no-such-user", "")
+        await standing.check(authorizer, "no-such-user", "")
     with pytest.raises(Forbidden, match="Permission 'read' required"):
-        await standing.check(carol.user_id, "")
+        await standing.check(authorizer, carol.user_id, "")
     dave, _ = await relay.user("dave", ["read"])
-    await standing.check(dave.user_id, "")
+    await standing.check(authorizer, dave.user_id, "")

@@ -86,6 +86,10 @@ class SessionStore(Protocol):
 
     async def get(self, session_id: str) -> SessionRecord | None: ...
     async def alive(self, session_id: str) -> bool: ...
+    async def remaining(self, session_id: str) -> float | None:
+        """Seconds until the session ends by itself (its idle or absolute lifetime, whichever
+        comes first, as of now); None if it has ended."""
+
     async def for_user(self, user_id: str) -> list[SessionRecord]:
         """The user's live sessions, oldest first."""
 

@@ -573,6 +573,10 @@ class MemorySessions:
     async def alive(self, session_id: str) -> bool:
         return self._live(session_id) is not None
 
+    async def remaining(self, session_id: str) -> float | None:
+        s = self._live(session_id)
+        return None if s is None else s.deadline - time.monotonic()
+
     async def for_user(self, user_id: str) -> list[SessionRecord]:
         live = [s.record for sid in list(self._s) if (s := self._live(sid)) and s.record.user_id == user_id]
         return sorted(live, key=lambda r: (r.issued_at, r.session_id))

@@ -4,6 +4,7 @@ is one Lua script, so exactly one of several concurrent refreshes wins, across p
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from redis.typing import EncodableT, FieldT
@@ -84,6 +85,12 @@ class ValkeySessions:
 
     async def alive(self, session_id: str) -> bool:
         return bool(await self._r.exists(self._k.session(session_id)))
+
+    async def remaining(self, session_id: str) -> float | None:
+        ms = int(await self._r.pttl(self._k.session(session_id)))
+        if ms == -2:  # no such key
+            return None
+        return math.inf if ms == -1 else ms / 1000  # every session key is created with a TTL
 
     async def for_user(self, user_id: str) -> list[SessionRecord]:
         index = self._k.user_sessions(user_id)
