@@ -258,7 +258,7 @@ class Session:
             # The user first: a deactivated user's sockets close with 4003 even though their
             # sessions end too.  Straight from storage: a user event may stand for sessions that
             # ended without their own event.
-            if self.sign_in and not await self.parts.sign_ins.alive(self.sign_in):
+            if self.sign_in and await self.parts.sign_ins.remaining(self.sign_in) is None:
                 self.outbox.close(protocol.TOKEN_REVOKED)
                 return
         names_ = [t for t in (topics if topics is not None else list(self.subs)) if t in self.subs]

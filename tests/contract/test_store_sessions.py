@@ -32,7 +32,7 @@ async def test_created_session_is_alive_and_listed(backend: Backend) -> None:
     """A created session is alive, readable, and listed for its user only."""
     r = record()
     await backend.sessions.create(r, "h0", idle=DAY)
-    assert await backend.sessions.alive(r.session_id)
+    assert await backend.sessions.remaining(r.session_id) is not None
     got = await backend.sessions.get(r.session_id)
     assert (
         got is not None and got.user_id == "u-alice" and got.client_hint == "ci" and got.last_used_at is None
@@ -61,7 +61,7 @@ async def test_replaying_a_replaced_secret_ends_the_session(backend: Backend) ->
     await backend.sessions.create(r, "h0", idle=DAY)
     await rotate(backend, r.session_id, "h0", "h1")
     assert (await rotate(backend, r.session_id, "h0", "hx")).outcome == "replayed"
-    assert not await backend.sessions.alive(r.session_id)
+    assert await backend.sessions.remaining(r.session_id) is None
     assert (await rotate(backend, r.session_id, "h1", "h2")).outcome == "unknown"
 
 
@@ -75,7 +75,7 @@ async def test_repeat_within_grace_is_raced_and_changes_nothing(backend: Backend
     assert (await rotate(backend, r.session_id, "h1", "hx", grace=60)).outcome == "raced"
     assert await backend.sessions.matches(r.session_id, "h2") == "current"
     assert (await rotate(backend, r.session_id, "h0", "hx", grace=60)).outcome == "replayed"
-    assert not await backend.sessions.alive(r.session_id)
+    assert await backend.sessions.remaining(r.session_id) is None
 
 
 async def test_unknown_secret_or_session_changes_nothing(backend: Backend) -> None:
@@ -106,7 +106,7 @@ async def test_absolute_lifetime_ends_the_session(backend: Backend) -> None:
     await backend.sessions.create(r, "h0", idle=DAY)
     await asyncio.sleep(0.1)
     assert (await rotate(backend, r.session_id, "h0", "h1")).outcome in ("expired", "unknown")
-    assert not await backend.sessions.alive(r.session_id)
+    assert await backend.sessions.remaining(r.session_id) is None
 
 
 async def test_idle_lifetime_ends_the_session(backend: Backend) -> None:
@@ -114,7 +114,7 @@ async def test_idle_lifetime_ends_the_session(backend: Backend) -> None:
     r = record()
     await backend.sessions.create(r, "h0", idle=0.05)
     await asyncio.sleep(0.15)
-    assert not await backend.sessions.alive(r.session_id)
+    assert await backend.sessions.remaining(r.session_id) is None
     assert await backend.sessions.for_user("u-alice") == []
 
 
@@ -125,7 +125,10 @@ async def test_delete_ends_one_session_only(backend: Backend) -> None:
     await backend.sessions.create(b, "hb", idle=DAY)
     assert await backend.sessions.delete(a.session_id)
     assert not await backend.sessions.delete(a.session_id)
-    assert not await backend.sessions.alive(a.session_id) and await backend.sessions.alive(b.session_id)
+    assert (
+        await backend.sessions.remaining(a.session_id) is None
+        and await backend.sessions.remaining(b.session_id) is not None
+    )
     assert [s.session_id for s in await backend.sessions.for_user("u-alice")] == [b.session_id]
 
 

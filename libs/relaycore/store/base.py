@@ -69,7 +69,7 @@ class Rotation(msgspec.Struct, frozen=True, kw_only=True):
 
 class SessionStore(Protocol):
     """Refresh-token sessions.  Only hashes of secrets are stored.  A session disappears when it
-    is revoked, replayed or idle for its idle lifetime; ``alive`` is what access tokens check."""
+    is revoked, replayed or idle for its idle lifetime; ``remaining`` is what access tokens check."""
 
     async def create(self, record: SessionRecord, secret_hash: str, *, idle: float) -> None: ...
 
@@ -85,7 +85,6 @@ class SessionStore(Protocol):
         """Whether the hash is the session's current secret, one it had, or neither."""
 
     async def get(self, session_id: str) -> SessionRecord | None: ...
-    async def alive(self, session_id: str) -> bool: ...
     async def remaining(self, session_id: str) -> float | None:
         """Seconds until the session ends by itself (its idle or absolute lifetime, whichever
         comes first, as of now); None if it has ended."""

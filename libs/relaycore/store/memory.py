@@ -570,9 +570,6 @@ class MemorySessions:
         s = self._live(session_id)
         return None if s is None else s.record
 
-    async def alive(self, session_id: str) -> bool:
-        return self._live(session_id) is not None
-
     async def remaining(self, session_id: str) -> float | None:
         s = self._live(session_id)
         return None if s is None else s.deadline - time.monotonic()

@@ -83,9 +83,6 @@ class ValkeySessions:
     async def get(self, session_id: str) -> SessionRecord | None:
         return _decode(session_id, await self._r.hmget(self._k.session(session_id), _FIELDS))
 
-    async def alive(self, session_id: str) -> bool:
-        return bool(await self._r.exists(self._k.session(session_id)))
-
     async def remaining(self, session_id: str) -> float | None:
         ms = int(await self._r.pttl(self._k.session(session_id)))
         if ms == -2:  # no such key
