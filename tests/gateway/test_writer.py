@@ -312,3 +312,20 @@ async def test_a_dispatch_counts_live_and_replayed_messages_but_times_only_live_
         outbox.offer("old", REPLAYED)
         outbox.offer("pong")
     assert (metrics.delivered_total(), sum(child.counts)) == (delivered + 2, observed + 1)
+
+
+async def test_a_message_stamped_ahead_of_the_gateways_clock_is_timed_at_zero_both_ways() -> None:
+    """A delivery whose publish stamp lies in the future (clocks apart) is observed as 0 s, never
+    negative, whether written in a dispatch or on its own."""
+    batch, outbox = WriteBatch(), Outbox(10)
+    child = metrics.delivery_latency.labels("websocket")
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("a socket with room is written synchronously")
+
+    Writer(send, outbox, batch, on_fail=lambda exc: None, framed=True, write=lambda data: True)
+    before, zero = child.sum, child.counts[0]
+    with batch:
+        outbox.offer("ahead", now_ms() + 60_000)
+    outbox.offer("ahead, alone", now_ms() + 60_000)
+    assert (child.sum, child.counts[0]) == (before, zero + 2)
