@@ -153,22 +153,26 @@ class Tailer:
                 self._group, count=size.count, block=self._block, partitions=parts
             )
             asked = size.count
+            full = any(len(messages) >= asked for _, messages in batches)
             self._behind_on(key, bool(batches))
             size.saw(batches)
-            for p, messages in batches:
-                for chunk in _chunks(messages, self._chunk_bytes):
-                    self._deliver(p, chunk)
-                    # Let writers drain between partitions (and between chunks of large
-                    # messages): one step then offers at most one chunk per topic, which
-                    # ws_send_queue and ws_send_queue_bytes must (and by default do) exceed.
-                    await asyncio.sleep(0)
+            chunks = [(p, chunk) for p, messages in batches for chunk in _chunks(messages, self._chunk_bytes)]
+            for i, (p, chunk) in enumerate(chunks):
+                self._deliver(p, chunk)
+                if i == len(chunks) - 1:
+                    # All of it is offered: a long-poll it woke answers as soon as it runs, before
+                    # this task acknowledges and issues the next read (caught_up).
+                    self._behind_on(key, full)
+                # Let writers drain between partitions (and between chunks of large messages): one
+                # step then offers at most one chunk per topic, which ws_send_queue and
+                # ws_send_queue_bytes must (and by default do) exceed.
+                await asyncio.sleep(0)
             if batches:
                 for p, messages in batches:
                     self._unacked.setdefault(p, []).extend(m.message_id for m in messages)
                 if self._acking is None or self._acking.done():
                     self._acking = asyncio.get_running_loop().create_task(self._ack_soon())
                 metrics.tail_batches.inc(len(batches))
-            full = any(len(messages) >= asked for _, messages in batches)
         finally:
             self._behind_on(key, full)
 

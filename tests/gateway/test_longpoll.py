@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from relaycore import eager
 from relaycore import ids as ids_
 from relaycore.keys import partition_of
 from tests.gateway.conftest import Relay, bearer, eventually, make_topic, publish_direct
@@ -117,6 +118,32 @@ async def test_a_woken_poll_answers_at_once_when_nothing_more_was_read(relay_fac
         ids = await relay.publish(token, "t", [{"n": 1}])
         body = (await asyncio.wait_for(poll, 10)).json()
         assert ids_of(body) == ids
+
+
+async def test_a_woken_poll_finds_the_gateway_caught_up_before_its_next_read(relay: Relay) -> None:
+    """When a read that was not full has been offered, what it woke runs with ``caught_up`` already
+    true: its answer does not wait for the tailer to acknowledge and send its next read."""
+    alice, _ = await relay.user("alice")
+    loop, seen = asyncio.get_running_loop(), []
+
+    def check() -> None:
+        coro = relay.node.tailer.caught_up(30)
+        done, _ = eager.step(coro)
+        coro.close()
+        seen.append(done)
+
+    class Sink:
+        def offer(self, *_: object) -> None:
+            loop.call_soon(check)  # runs when the dispatch first yields, as a woken poll does
+
+    sink = Sink()
+    relay.node.hub.add("t", sink)
+    try:
+        await publish_direct(relay.backend, alice, "t", 1)
+        await eventually(lambda: bool(seen))
+    finally:
+        relay.node.hub.remove("t", sink)
+    assert seen == [True]
 
 
 async def test_a_woken_poll_takes_what_the_gateway_already_read(relay_factory) -> None:
