@@ -7,10 +7,13 @@ check that fails says which internal changed and what stops working.  Run on the
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
+import re
 import signal
 import socket
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -225,6 +228,8 @@ WS_ATTRIBUTES = {
     "WebSocketsSansIOProtocol.close_sent",
     "WebSocketsSansIOProtocol.conn.state",
     "WebSocketsSansIOProtocol.transport",
+    "WebSocketsSansIOProtocol.queue",
+    "WebSocketsSansIOProtocol.conn.parser/conn.reader.buffer",
 }
 HTTP_ATTRIBUTES = {
     "HttpToolsProtocol.parser.should_upgrade()",
@@ -242,6 +247,19 @@ METHODS = {
     "HttpToolsProtocol.on_response_complete()": (HttpToolsProtocol, ["on_response_complete"]),
     "Server.capture_signals()": (uv_adapter.uvicorn.Server, ["capture_signals"]),
 }
+
+
+@pytest.mark.parametrize(
+    ("attribute", "stand_in"), [("queue", uv_adapter.Mailbox), ("writable", uv_adapter.Flag)]
+)
+def test_the_stand_ins_offer_every_method_uvicorn_calls(attribute: str, stand_in: type) -> None:
+    """Each method uvicorn's WebSocket protocol calls on its queue and its writable event exists on
+    the lean stand-in serve_uvicorn puts there (a new one fails here, by name)."""
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    called = set(re.findall(rf"self\.{attribute}\.(\w+)", source))
+    assert called, f"uvicorn no longer uses self.{attribute}"
+    missing = sorted(m for m in called if not callable(getattr(stand_in, m, None)))
+    assert not missing, f"uvicorn calls self.{attribute}.{missing}, which {stand_in.__name__} lacks"
 
 
 def test_every_uvicorn_internal_has_a_check() -> None:
@@ -307,11 +325,13 @@ async def test_relay_frames_is_offered_and_written_under_the_default_server(
     ws_protocols: list[list[str]] = []
     live: list[Any] = []
     http_protocols: list[list[str]] = []
+    requests: list[weakref.ref[Any]] = []
     handle_connect = uv_adapter.FramedWebSocketProtocol.handle_connect
     on_headers_complete = uv_adapter.HeadTimeoutProtocol.on_headers_complete
 
     # Checked while the connection is live (uvicorn drops some of them when it closes).
     def spy_connect(self: Any, event: Any) -> None:
+        requests.append(weakref.ref(event))
         handle_connect(self, event)
         ws_protocols.append([m for i in sorted(WS_ATTRIBUTES) for m in _missing(self, i)])
         live.append(self)
@@ -330,10 +350,13 @@ async def test_relay_frames_is_offered_and_written_under_the_default_server(
             while got[-1] in ("one", "two"):
                 got.append(await asyncio.wait_for(ws.recv(), 10))
             held = [(p.request, p.response) for p in live]
+            gc.collect()
+            request_kept = [r() is not None for r in requests]
     assert ws_protocols, "uvicorn no longer calls `handle_connect`: relay.frames is off"
     assert got == ["one", "two", "three"], f"relay.frames is off under the default server: {got}"
     assert not ws_protocols[0], f"uvicorn's WebSocket protocol lacks {ws_protocols[0]}: relay.frames is off"
     assert held == [(None, None)], "the accepted connection still holds its handshake request/response"
+    assert request_kept == [False], "websockets' parser still holds the handshake request (its headers)"
     assert http_protocols, "uvicorn no longer calls `on_headers_complete`: the head timeout is off"
     assert not http_protocols[0], f"uvicorn's HTTP protocol lacks {http_protocols[0]}: no head timeout"
 
