@@ -12,7 +12,6 @@ dispatching step, with no task switch; the writer then ``pop``s until the queue 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 
 from gateway.protocol import SLOW_CONSUMER, Close
@@ -52,7 +51,9 @@ class Outbox:
         self.active = False  # a frame was taken since the node's ping sweep last looked
         self.on_ready: Callable[[], None] = _ignore  # the writer: frames wait and it is idle
         self.on_close: Callable[[Close], None] = lambda reason: None
-        self._items: deque[Item] = deque()
+        # A list, not a deque: the writers take everything at once (``take``), and an empty deque
+        # is 760 bytes of every idle socket against a list's 56.
+        self._items: list[Item] = []
         self._busy = False  # the writer was told and has not yet found the queue empty
         self._room: asyncio.Future[None] | None = None  # a ``put`` waiting for room
 
@@ -92,7 +93,7 @@ class Outbox:
             self._busy = False
             self._wake_put()
             return None
-        item = self._items.popleft()
+        item = self._items.pop(0)  # a writer without relay.frames: one frame per send
         self.bytes -= len(item[0])
         self.active = True
         if self._room is not None and len(self._items) < self.half and self.bytes < self.half_bytes:
@@ -109,11 +110,7 @@ class Outbox:
             if self._room is not None:
                 self._wake_put()
             return None
-        if len(queued) == 1:
-            items = [queued.popleft()]
-        else:
-            items = list(queued)
-            queued.clear()
+        items, self._items = queued, []
         self.bytes = 0
         self.active = True
         self._busy = False
