@@ -62,13 +62,14 @@ class BareRoutes:
         # Another method on a served path: 405 naming the methods, as a framework router answers.
         self.not_allowed = {path: _not_allowed(", ".join(allow)) for path, allow in methods.items()}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the awaitable it picks instead of awaiting it: no frame of its own, neither per
+        # request nor for a WebSocket's life.
         if scope["type"] == "http":
             handler = self.routes.get((scope["method"], scope["path"])) or self.not_allowed.get(scope["path"])
             if handler is not None:
-                await self._serve(handler, scope, receive, send)
-                return
-        await self.fallback(scope, receive, send)
+                return self._serve(handler, scope, receive, send)
+        return self.fallback(scope, receive, send)
 
     async def _serve(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()

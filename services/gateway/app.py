@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -52,9 +54,9 @@ class _SocketsInFront:
         self.app = app
         self.endpoint = endpoint
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the awaitable it picks instead of awaiting it: no frame of its own is held.
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             scope.setdefault("relay.service", "gateway")
-            await self.endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return self.endpoint(scope, receive, send)
+        return self.app(scope, receive, send)
