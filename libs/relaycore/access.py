@@ -174,12 +174,21 @@ class Authorizer:
         if not token:
             raise Unauthenticated("Not authenticated")
         claims = self.claims(token)
-        user = await self.user(claims.sub)
+        return await self.standing(claims.sub, claims.sid)
+
+    async def standing(self, user_id: str, sign_in: str) -> User:
+        """The user as they stand now, for a token already verified: ``Unauthenticated`` or
+        ``Forbidden`` (the reference's texts) if they are gone or inactive, or if the token's
+        sign-in session ("": none, tokens that predate sessions) has ended.  From the caches while
+        the invalidation channel is up (a long-poll asks again before it hands anything out)."""
+        user = await self.user(user_id)
         if user is None:
             raise Unauthenticated("User not found")
         if not user.is_active:
             raise Forbidden("User is inactive")
-        await self.check_session(claims)  # after the user: the reference's answers come first
+        # After the user: the reference's answers come first.
+        if sign_in and not await self.session_alive(sign_in):
+            raise Unauthenticated("Token has been revoked")
         return user
 
     @staticmethod

@@ -19,7 +19,6 @@ import contextlib
 
 import msgspec
 
-from gateway import standing
 from gateway.node import Node
 from gateway.protocol import message_frame
 from gateway.waiter import Waiter
@@ -79,7 +78,7 @@ async def poll(
         node.remove_waiter(waiter)
         _waiting.dec()
     if any(waiter.got.values()):  # the user or the session may have ended while it waited
-        await standing.check(node.authorizer, user.user_id, sign_in)
+        node.authorizer.require(await node.authorizer.standing(user.user_id, sign_in), "read")
     await _check(node, user, [t for t in topics if waiter.got[t]], missing, waiter)
     now = now_ms()
     messages = []

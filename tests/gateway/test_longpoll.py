@@ -7,6 +7,7 @@ import random
 import re
 from typing import Any
 
+import msgspec
 import pytest
 
 from relaycore import eager
@@ -298,6 +299,25 @@ async def test_access_revoked_during_a_poll_is_403(relay: Relay) -> None:
     await relay.publish(owner_token, "g", [{"n": 1}])
     r = await poll
     assert r.status_code == 403 and r.json() == {"detail": "Access denied to topics: ['g']"}
+
+
+async def test_read_permission_lost_during_a_poll_is_403_and_hands_out_nothing(relay: Relay) -> None:
+    """A user whose read permission is taken while their poll waits gets 403 for the message that
+    wakes it, not the message (the poll looks at its user again before answering)."""
+    alice, alice_token = await relay.user("alice")
+    bob, bob_token = await relay.user("bob", ["read"])
+    await make_topic(relay, alice, "jobs")
+    await relay.backend.topics.grant("jobs", bob.user_id)
+    poll = await start_poll(relay, bob_token, {"topics": ["jobs"], "timeout": 30}, ["jobs"])
+    await relay.backend.users.save(msgspec.structs.replace(bob, permissions=["write"]))
+    await relay.backend.bus.publish(f"user:{bob.user_id}")
+    async with asyncio.timeout(10):  # the gateway has taken the event: its cache says "write" only
+        while (user := await relay.ctx.authorizer.user(bob.user_id)) is None or user.has("read"):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    await relay.publish(alice_token, "jobs", [{"secret": True}])
+    response = await poll
+    assert response.status_code == 403 and "secret" not in response.text
+    assert response.json()["detail"] == "Permission 'read' required"
 
 
 async def test_free_name_claimed_privately_during_a_poll_is_403(relay: Relay) -> None:

@@ -1,14 +1,15 @@
-"""gateway.standing: a long-poll's last look at its user and session, through the authorizer's
-caches, on real Valkey: cached while events keep them honest, never past a session's own end."""
+"""Authorizer.standing: a long-poll's last look at its user and session (and every request's, after
+its token is verified), through the authorizer's caches, on real Valkey: cached while events keep
+them honest, never past a session's own end."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import msgspec
 import pytest
 
-from gateway import standing
 from relaycore.errors import Forbidden, Unauthenticated
 from relaycore.models import User, now_ms
 from relaycore.store.base import SessionRecord
@@ -46,7 +47,7 @@ async def test_a_live_session_is_read_once_while_the_channel_is_up(
     counting = CountingSessions(relay)
     monkeypatch.setattr(relay.backend, "sessions", counting)
     for _ in range(5):
-        await standing.check(relay.ctx.authorizer, bob.user_id, sid)
+        await relay.ctx.authorizer.standing(bob.user_id, sid)
     assert counting.reads == 1
 
 
@@ -55,10 +56,10 @@ async def test_a_session_that_expires_is_refused_once_it_has_expired(relay: Rela
     without an event, and the next check says so."""
     bob, _ = await relay.user("bob", ["read"])
     sid = await _session(relay, bob, 0.5)
-    await standing.check(relay.ctx.authorizer, bob.user_id, sid)
+    await relay.ctx.authorizer.standing(bob.user_id, sid)
     await asyncio.sleep(0.6)
     with pytest.raises(Unauthenticated, match="Token has been revoked"):
-        await standing.check(relay.ctx.authorizer, bob.user_id, sid)
+        await relay.ctx.authorizer.standing(bob.user_id, sid)
 
 
 async def test_an_ended_session_is_refused_once_its_event_arrives(relay: Relay) -> None:
@@ -66,13 +67,13 @@ async def test_an_ended_session_is_refused_once_its_event_arrives(relay: Relay) 
     bob, _ = await relay.user("bob", ["read"])
     sid = await _session(relay, bob, 3600)
     authorizer = relay.ctx.authorizer
-    await standing.check(authorizer, bob.user_id, sid)
+    await authorizer.standing(bob.user_id, sid)
     await relay.backend.sessions.delete(sid)
     await relay.backend.bus.publish(f"session:{sid}")
     deadline = asyncio.get_running_loop().time() + 5
     while True:
         try:
-            await standing.check(authorizer, bob.user_id, sid)
+            await authorizer.standing(bob.user_id, sid)
         except Unauthenticated as exc:
             assert str(exc) == "Token has been revoked"
             break
@@ -81,13 +82,14 @@ async def test_an_ended_session_is_refused_once_its_event_arrives(relay: Relay) 
 
 
 async def test_answers_name_what_ended(relay: Relay) -> None:
-    """A missing user is 401 "User not found", one without read 403, a token without a session
-    only needs the user."""
-    carol, _ = await relay.user("carol", ["write"])
+    """A missing user is 401 "User not found", an inactive one 403 "User is inactive"; a token
+    without a session only needs the user, whose record comes back."""
     authorizer = relay.ctx.authorizer
     with pytest.raises(Unauthenticated, match="User not found"):
-        await standing.check(authorizer, "no-such-user", "")
-    with pytest.raises(Forbidden, match="Permission 'read' required"):
-        await standing.check(authorizer, carol.user_id, "")
+        await authorizer.standing("no-such-user", "")
+    carol, _ = await relay.user("carol", ["read"])
+    await relay.backend.users.save(msgspec.structs.replace(carol, is_active=False))
+    with pytest.raises(Forbidden, match="User is inactive"):
+        await authorizer.standing(carol.user_id, "")
     dave, _ = await relay.user("dave", ["read"])
-    await standing.check(authorizer, dave.user_id, "")
+    assert (await authorizer.standing(dave.user_id, "")).user_id == dave.user_id
