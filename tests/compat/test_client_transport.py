@@ -138,6 +138,9 @@ def test_post_bulk_messages_returns_207_with_results_in_order(client: RelayTrans
     assert [m["metadata"] for m in api.history(token, "compat_bulk_b")] == [{"m": "x"}]
 
 
+POLL_OUTLASTS_STATS = 20.0  # seconds; a poll returns as soon as a message comes
+
+
 class Poller:
     """The client's long_poll in a background thread, as Pulsar's consumer thread runs it."""
 
@@ -185,7 +188,9 @@ def test_long_poll_cursor_file_survives_a_client_restart(relay: Relay, api: Api,
         publish(0)  # before the first consumer: it starts at the tail and never sees this one
         first = transport(relay.url, cursor_path=cursor_path)
         try:
-            poll = Poller(first, [topic], 5.0)
+            # Long enough to outlast the deployment-wide stats' lag (gateway heartbeats, 5 s by
+            # default): a poll that ended before wait_for_pollers saw it would miss what follows.
+            poll = Poller(first, [topic], POLL_OUTLASTS_STATS)
             api.wait_for_pollers(token, [topic])
             publish(1)
             publish(2)
@@ -204,7 +209,7 @@ def test_long_poll_cursor_file_survives_a_client_restart(relay: Relay, api: Api,
             assert second.get_last_message_id(topic) == sent[2]
             got_second = second.long_poll([topic], timeout=2.0)  # type: ignore[arg-type]
             assert [m["payload"]["n"] for m in got_second] == [3, 4, 5]
-            poll = Poller(second, [topic], 5.0)
+            poll = Poller(second, [topic], POLL_OUTLASTS_STATS)
             api.wait_for_pollers(token, [topic])
             publish(6)
             got_second += poll.join()

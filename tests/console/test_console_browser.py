@@ -245,6 +245,9 @@ async def test_expired_session_returns_to_login(relay: RelayProcess, browser: Br
     b = browser
     await sign_in(b, relay.url, *ADMIN)
     await b.call("waitForUrl", path="/console/overview")
+    # The expiry is written from the login page, which runs no timers: the overview's own refresh
+    # (every 2 s) would otherwise find the session expired first and sign out with next=overview.
+    await b.call("goto", url=f"{relay.url}/console/login")
     expire = (
         "const k = 'pulsar-relay-console'; const s = JSON.parse(sessionStorage.getItem(k));"
         "s.expiresAt = Date.now() - 1; sessionStorage.setItem(k, JSON.stringify(s));"
