@@ -154,10 +154,11 @@ class Authorizer:
             self._sessions.put(session_id, True, ttl)
         return True
 
-    async def check_session(self, claims: Claims) -> None:
-        """``Unauthenticated`` if the token's sign-in session has ended (logout, revocation, a
-        password change...).  Tokens without ``sid`` predate sessions and only expire."""
-        if claims.sid and not await self.session_alive(claims.sid):
+    async def check_session(self, sign_in: str) -> None:
+        """``Unauthenticated`` if the token's sign-in session (its ``sid``) has ended (logout,
+        revocation, a password change...).  "": tokens without one predate sessions and only
+        expire."""
+        if sign_in and not await self.session_alive(sign_in):
             raise Unauthenticated("Token has been revoked")
 
     # --- decisions
@@ -186,9 +187,7 @@ class Authorizer:
             raise Unauthenticated("User not found")
         if not user.is_active:
             raise Forbidden("User is inactive")
-        # After the user: the reference's answers come first.
-        if sign_in and not await self.session_alive(sign_in):
-            raise Unauthenticated("Token has been revoked")
+        await self.check_session(sign_in)  # after the user: the reference's answers come first
         return user
 
     @staticmethod

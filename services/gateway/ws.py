@@ -52,7 +52,7 @@ async def _authenticate(ws: WebSocket, token: str | None) -> tuple[User, Claims]
         user = await authorizer.user(claims.sub)
         if user is None or not user.is_active:
             return protocol.NO_USER
-        await authorizer.check_session(claims)
+        await authorizer.check_session(claims.sid)
     except Unauthenticated:
         return protocol.REVOKED
     except Unavailable:
