@@ -22,9 +22,11 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import Protocol, State
 
+from pulsar_relay import ws_carrier
 from pulsar_relay.server import Worker, stop_on_signals
+from pulsar_relay.ws_carrier import Carrier
 from relaycore.config import Settings
-from relaycore.wsframes import FRAME_KEY, FRAMES_EXTENSION, FRAMES_WRITE
+from relaycore.wsframes import FRAME_KEY, FRAMES_DETACH, FRAMES_EXTENSION, FRAMES_WRITE, Handler
 
 # uvicorn's WebSocket implementations on `serve all` (memory backend), 2,000 idle subscribers, then
 # 200 publishes fanned out to all of them (server RSS growth per socket; server CPU per delivery,
@@ -50,6 +52,11 @@ INTERNALS = {
     "WebSocketsSansIOProtocol.transport": "where relay.frames are written",
     "WebSocketsSansIOProtocol.queue": "replaced by a Mailbox (put_nowait/get/empty; memory)",
     "WebSocketsSansIOProtocol.conn.parser/conn.reader.buffer": "restarted past the handshake (memory)",
+    "WebSocketsSansIOProtocol.read_paused": "set with reading paused from the handshake to accept",
+    "WebSocketsSansIOProtocol.connections": "the server's open connections: a carrier takes our place",
+    "WebSocketsSansIOProtocol.stop_keepalive()": "detached: the carrier's sweep pings instead",
+    "WebSocketsSansIOProtocol.frames": "a message half received when detaching (never, in practice)",
+    "WebSocketsSansIOProtocol.run_asgi()": "closes self.transport as the app returns: a stand-in, detached",
     "HttpToolsProtocol.connection_made/connection_lost": "arm and stop the head timer",
     "HttpToolsProtocol.on_headers_complete()": "a head arrived: the timer finds nothing due",
     "HttpToolsProtocol.on_response_complete()": "the next head is awaited",
@@ -81,6 +88,11 @@ class Mailbox:
 
     def empty(self) -> bool:
         return not self._items
+
+    def take_all(self) -> list[Any]:
+        """Everything queued, taken at once (the connection is handed to a carrier)."""
+        items, self._items = self._items, []
+        return items
 
     async def get(self) -> Any:
         while not self._items:
@@ -124,6 +136,20 @@ class Flag:
             await waiter
 
 
+class _Detached:
+    """The transport a detached protocol is left with: ``run_asgi`` closes its transport when the
+    app returns, and the connection now belongs to a carrier."""
+
+    def close(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return True
+
+
+_DETACHED = _Detached()
+
+
 class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
     """The sans-I/O WebSocket protocol, offering the ``relay.frames`` extension
     (``relaycore.wsframes``): pre-encoded frames are written as they are, several in one write.
@@ -137,10 +163,20 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = Mailbox()  # type: ignore[assignment]
         self.writable = Flag(self.writable.is_set())  # type: ignore[assignment]
 
+    pipelined = False  # the client sent bytes right behind its handshake, before our answer
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         conn = self.conn
-        if not conn.reader.buffer:
+        if self.response.status_code == 101 and not self.transport.is_closing():
+            # Nothing is read while the app authenticates: a client may not send before it has
+            # our answer (RFC 6455, 4.1), and whatever it sends then is read by the carrier.
+            # uvicorn's receive resumes reading once the app takes the connect event (accept).
+            self.read_paused = True
+            self.transport.pause_reading()
+        if conn.reader.buffer:
+            self.pipelined = True
+        else:
             # websockets' handshake parser keeps the request (its headers) in its generator's frame
             # for the connection's life.  Nothing is buffered, so no frame is half read: a fresh
             # frame parser (the one it runs next) drops it, about 2.5 KiB of every idle socket.
@@ -148,7 +184,56 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
             next(conn.parser)
         # Frames are only ours to write when no extension (per-message deflate) rewrites them.
         if self.response.status_code == 101 and not self.config.ws_per_message_deflate:
-            self.scope["extensions"][FRAMES_EXTENSION] = {FRAMES_WRITE: self.write_frames}
+            self.scope["extensions"][FRAMES_EXTENSION] = {
+                FRAMES_WRITE: self.write_frames,
+                FRAMES_DETACH: self.detach,
+            }
+
+    def detach(self, handler: Handler) -> Carrier | None:
+        """``relay.frames``' detach: the accepted connection goes on as a ``Carrier``
+        (``pulsar_relay.ws_carrier``) and this protocol, its ASGI task and the app's coroutine
+        end.  None when the connection is already closing (the app treats it as gone)."""
+        if (
+            not self.handshake_complete
+            or self.initial_response is not None
+            or self.disconnected
+            or self.close_sent
+            or self.conn.state is not State.OPEN
+            or self.transport.is_closing()
+        ):
+            return None
+        pending: list[str | bytes] = []
+        for event in self.queue.take_all():  # type: ignore[attr-defined]  # our Mailbox
+            if event["type"] != "websocket.receive":
+                return None  # a disconnect is queued
+            text = event.get("text")
+            pending.append(text if text is not None else event.get("bytes") or b"")
+        rest = bytes(self.conn.reader.buffer)
+        if self.frames or (self.pipelined and rest):
+            # Part of a frame was parsed before its end came: nowhere to carry it over from.
+            self.conn.fail(1002, "frames sent before the handshake was answered")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
+            return None
+        self.stop_keepalive()
+        self.connections.discard(self)
+        transport, self.transport = self.transport, _DETACHED  # type: ignore[assignment]
+        config = self.config
+        keepalive = ws_carrier.keepalive_for(config, config.ws_ping_interval, config.ws_ping_timeout)
+        connections = self.connections
+
+        def make(transport: asyncio.Transport, handler: Handler) -> Carrier:
+            return Carrier(
+                transport,
+                handler,
+                max_size=config.ws_max_size,
+                close_timeout=config.ws_ping_timeout or 10.0,
+                keepalive=keepalive,
+                connections=connections,
+            )
+
+        self.scope["extensions"].pop(FRAMES_EXTENSION, None)
+        return ws_carrier.detach(transport, handler, make, pending=pending, rest=rest)
 
     def write_frames(self, frames: bytes) -> bool:
         """``relay.frames``' synchronous write: the frames are written now (True), or nothing is

@@ -34,7 +34,7 @@ import pulsar_relay.serve_uvicorn as uv_adapter
 import relaycore.adapters.redis as redis_adapter
 import relaycore.adapters.starlette as starlette_adapter
 from relaycore.valkey import resp
-from relaycore.wsframes import FRAME_KEY, FRAMES_EXTENSION, FRAMES_WRITE, text_frame
+from relaycore.wsframes import FRAME_KEY, FRAMES_DETACH, FRAMES_EXTENSION, FRAMES_WRITE, text_frame
 from tests.conftest import make_settings
 from tests.support.serve import running
 
@@ -230,6 +230,9 @@ WS_ATTRIBUTES = {
     "WebSocketsSansIOProtocol.transport",
     "WebSocketsSansIOProtocol.queue",
     "WebSocketsSansIOProtocol.conn.parser/conn.reader.buffer",
+    "WebSocketsSansIOProtocol.read_paused",
+    "WebSocketsSansIOProtocol.connections",
+    "WebSocketsSansIOProtocol.frames",
 }
 HTTP_ATTRIBUTES = {
     "HttpToolsProtocol.parser.should_upgrade()",
@@ -239,6 +242,8 @@ HTTP_ATTRIBUTES = {
 METHODS = {
     "WebSocketsSansIOProtocol.handle_connect(event)": (WebSocketsSansIOProtocol, ["handle_connect"]),
     "WebSocketsSansIOProtocol.send(message)": (WebSocketsSansIOProtocol, ["send"]),
+    "WebSocketsSansIOProtocol.stop_keepalive()": (WebSocketsSansIOProtocol, ["stop_keepalive"]),
+    "WebSocketsSansIOProtocol.run_asgi()": (WebSocketsSansIOProtocol, ["run_asgi"]),
     "HttpToolsProtocol.connection_made/connection_lost": (
         HttpToolsProtocol,
         ["connection_made", "connection_lost"],
@@ -378,6 +383,69 @@ async def test_uvicorn_server_says_when_it_started() -> None:
         server.stop()
         await asyncio.wait_for(task, 10)
         sock.close()
+
+
+class _Echo:
+    """A detached connection's handler: echoes each message, remembers the end."""
+
+    def __init__(self) -> None:
+        self.carrier: Any = None
+        self.ended = 0
+
+    def received(self, data: str | bytes) -> bool:
+        self.carrier.write(text_frame(f"echo {data!r}"))
+        return True
+
+    def closed(self) -> None:
+        self.ended += 1
+
+
+async def test_detach_outlives_the_app_and_lets_uvicorns_protocol_go() -> None:
+    """relay.frames' detach under the default server: the socket stays open after the app's
+    coroutine returns (uvicorn's run_asgi closes a stand-in, not the socket), a message sent before
+    the app detached is read after it, uvicorn's protocol object and its keepalive timer are
+    released (a pending ping timer would hold it), and the end is reported once."""
+    echoes: list[_Echo] = []
+    protocols: list[weakref.ref[Any]] = []
+    returned = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await _app(scope, receive, send)
+            return
+        await receive()
+        await asyncio.sleep(0.2)  # the client's first message arrives before the accept
+        await send({"type": "websocket.accept"})
+        protocols.append(weakref.ref(send.__self__))
+        echo = _Echo()
+        echoes.append(echo)
+        echo.carrier = scope["extensions"][FRAMES_EXTENSION][FRAMES_DETACH](echo)
+        returned.set()
+
+    async with running(app, make_settings()) as url:
+        reader, writer = await asyncio.open_connection(*url.removeprefix("http://").split(":"))
+        writer.write(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        writer.write(bytes((0x81, 0x80 | 5)) + b"\0\0\0\0" + b"first")  # before the app detaches
+        await asyncio.wait_for(returned.wait(), 10)
+        await asyncio.sleep(0.1)  # run_asgi has finished
+        writer.write(bytes((0x81, 0x80 | 6)) + b"\0\0\0\0" + b"second")
+        got = [await asyncio.wait_for(reader.readexactly(2 + len("echo 'first'")), 10)]
+        got.append(await asyncio.wait_for(reader.readexactly(2 + len("echo 'second'")), 10))
+        gc.collect()
+        protocol_kept = protocols[0]() is not None
+        writer.write(bytes((0x88, 0x82)) + b"\0\0\0\0" + b"\x03\xe8")
+        echoed_close = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        await asyncio.sleep(0.1)
+    assert [g[2:] for g in got] == [b"echo 'first'", b"echo 'second'"]
+    assert not protocol_kept, "uvicorn's WebSocket protocol is still held after detach"
+    assert echoed_close.endswith(b"\x88\x02\x03\xe8"), echoed_close
+    assert echoes[0].ended == 1
 
 
 def test_uvicorn_server_has_the_stop_flags() -> None:
