@@ -6,6 +6,7 @@ frame goes through the connection's outbox; ``gateway.ws`` is the thin loop arou
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 import time
@@ -30,6 +31,7 @@ from relaycore.store.base import AckStore, SessionStore
 
 log = logging.getLogger(__name__)
 
+_TIMER_CONTEXT = contextvars.Context()
 RETRY_DELAY = 0.2
 RECHECK_GIVE_UP = 3.0  # seconds of backoff after which an access check that cannot run closes
 
@@ -61,9 +63,14 @@ class Session:
         self.client_id: str | None = None
         self.subs: dict[str, Subscription] = {}
         self._handovers: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        # A list, not a set: an empty set is 216 bytes of every idle socket, and a session runs a
+        # task or two at a time.
+        self._tasks: list[asyncio.Task[None]] = []
         delay = max(0.0, expires_at - time.time())
-        self._expiry = asyncio.get_running_loop().call_later(delay, outbox.close, protocol.TOKEN_EXPIRED)
+        # One shared, empty context rather than a copy of the handshake's for every socket.
+        self._expiry = asyncio.get_running_loop().call_later(
+            delay, outbox.close, protocol.TOKEN_EXPIRED, context=_TIMER_CONTEXT
+        )
 
     # --- frames --------------------------------------------------------------------------------
     async def handle(self, data: str | bytes) -> None:
@@ -272,12 +279,13 @@ class Session:
     # --- lifecycle -----------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
+        self._tasks.append(task)
         task.add_done_callback(self._done)
         return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        if task in self._tasks:
+            self._tasks.remove(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("session %s task failed", self.id, exc_info=task.exception())
             self.outbox.close(protocol.INTERNAL_ERROR)

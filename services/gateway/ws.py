@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import protocol
+from gateway.connection import Connection
 from gateway.node import Node
 from gateway.outbox import Outbox
 from gateway.session import Session
@@ -22,7 +23,7 @@ from relaycore.errors import Unauthenticated, Unavailable
 from relaycore.models import User
 from relaycore.tokens import Claims
 from relaycore.web import JSON, context_of
-from relaycore.wsframes import FRAMES_EXTENSION, FRAMES_WRITE
+from relaycore.wsframes import FRAMES_DETACH, FRAMES_EXTENSION, FRAMES_WRITE
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,14 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
     # about 2 KiB of every idle socket (bench/socket_memory.py).
     ws.scope["headers"] = []
     ws.scope["subprotocols"] = []
+    frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    detach = frames.get(FRAMES_DETACH) if frames is not None else None
+    if detach is not None:
+        # The server carries the socket from here (gateway.connection): this coroutine, its task
+        # and everything it holds end now.
+        Connection(node, user, expires_at=float(claims.exp), sign_in=claims.sid).attach(detach)
+        return
+    # A server without detach: this task reads the socket for its whole life.
     # The handler reads the socket itself; a close the session asks for (or a failed write)
     # interrupts that read by cancelling this task: no reader task, no future per connection.
     me = asyncio.current_task()
@@ -110,7 +119,6 @@ async def serve_socket(ws: WebSocket, send: Send) -> None:
 
     outbox = Outbox(node.settings.ws_send_queue, node.settings.ws_send_queue_bytes)
     outbox.on_close = interrupt
-    frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
     write = frames.get(FRAMES_WRITE) if frames is not None else None
     writer = Writer(send, outbox, node.writes, on_fail=interrupt, framed=frames is not None, write=write)
     session = node.open_session(user, outbox, expires_at=float(claims.exp), sign_in=claims.sid)

@@ -274,3 +274,25 @@ async def test_a_topicless_ack_on_several_subscriptions_goes_to_the_topic_holdin
             assert positions in ({}, {"a": positions.get("a")})  # never b
             if positions == {"a": in_a}:
                 return
+
+
+async def test_a_server_without_detach_still_serves_the_socket_from_its_task(
+    relay_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the server offers relay.frames without detach, /ws reads and writes from the socket's
+    ASGI task: subscribe, delivery, replies, and a close the session asks for (4001 at expiry)."""
+    import pulsar_relay.serve_uvicorn as uv_adapter
+
+    monkeypatch.setattr(uv_adapter, "FRAMES_DETACH", "not-offered")
+    async with relay_factory() as relay:
+        user, token = await relay.user("alice")
+        ws = await relay.subscribe(token, ["jobs"])
+        [mid] = await relay.publish(token, "jobs", [{"n": 1}])
+        [frame] = await messages(ws, 1)
+        assert frame["message_id"] == mid
+        await send(ws, {"type": "ping"})
+        assert (await recv(ws))["type"] == "pong"
+        short = token_for(user, ttl=1)
+        ws2 = await relay.connect(short)
+        await asyncio.wait_for(ws2.wait_closed(), WAIT)
+        assert ws2.close_code == 4001
