@@ -33,6 +33,7 @@ class Outbox:
         "active",
         "bytes",
         "closing",
+        "direct",
         "half",
         "half_bytes",
         "limit",
@@ -50,6 +51,9 @@ class Outbox:
         self.closing: Close | None = None
         self.active = False  # a frame was taken since the node's ping sweep last looked
         self.on_ready: Callable[[], None] = _ignore  # the writer: frames wait and it is idle
+        # The writer's way to put a frame offered to an idle outbox on the socket at once (True),
+        # with no queueing; None, or False from it, and the frame is queued as usual.
+        self.direct: Callable[[str, int], bool] | None = None
         self.on_close: Callable[[Close], None] = lambda reason: None
         # A list, not a deque: the writers take everything at once (``take``), and an empty deque
         # is 760 bytes of every idle socket against a list's 56.
@@ -65,6 +69,9 @@ class Outbox:
         """Queue without waiting; on overflow the connection is closed as a slow consumer."""
         if self.closing is not None:
             return False
+        if not self._busy and self.direct is not None and self.direct(frame, born_ms):
+            self.active = True  # nothing queued (the writer is idle) and the socket took it
+            return True
         size = len(frame)
         if len(self._items) >= self.limit or (self.bytes + size > self.max_bytes and self._items):
             self.close(SLOW_CONSUMER)

@@ -26,6 +26,20 @@ REPLAY_PAGE = 500
 
 
 class Subscription:
+    __slots__ = (
+        "_held",
+        "_limit",
+        "_on_unverified",
+        "_outbox",
+        "active",
+        "catching_up",
+        "last",
+        "overflows",
+        "pending",
+        "topic",
+        "verified",
+    )
+
     def __init__(
         self,
         topic: str,

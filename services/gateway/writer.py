@@ -95,6 +95,25 @@ class WriteBatch:
         if n:
             _delivered.inc(n)
 
+    def record_one(self, born_ms: int) -> None:
+        """``record`` for one frame written alone (``Writer``'s direct write)."""
+        if born_ms == CONTROL:
+            return
+        if self.sharing:
+            if born_ms > 0:
+                ms = time_ns() // 1_000_000 - born_ms
+                self.late[ms] = self.late.get(ms, 0) + 1
+            else:
+                self.delivered += 1
+            return
+        _delivered.inc()
+        if born_ms > 0:
+            _latency.observe(max(0, time_ns() // 1_000_000 - born_ms) / 1000)
+
+    def frame(self, frame: str) -> bytes:
+        """One frame's bytes: made once for all subscribers while a dispatch is written."""
+        return self._shared(frame) if self.sharing else text_frame(frame)
+
     def framed(self, items: list[Item]) -> bytes:
         """The WebSocket frames of ``items``, back to back; while a batch is written, each
         message's frame is made once for all its subscribers."""
@@ -150,6 +169,18 @@ class Writer:
         self._task: asyncio.Task[None] | None = None  # a send that had to wait, and what follows it
         self._on_fail = on_fail
         outbox.on_ready = self._ready
+        if self._write is not None:
+            outbox.direct = self._direct
+
+    def _direct(self, frame: str, born_ms: int) -> bool:
+        """A frame offered to an idle outbox: written at once unless a dispatch of several
+        messages defers the writes or a send is waiting (then it is queued), one call instead of
+        queueing it, waking this writer and taking it back."""
+        write, batch = self._write, self._batch
+        if self._task is not None or batch.open or write is None or not write(batch.frame(frame)):
+            return False
+        batch.record_one(born_ms)
+        return True
 
     def _ready(self) -> None:
         outbox = self._outbox

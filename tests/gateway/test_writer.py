@@ -329,3 +329,49 @@ async def test_a_message_stamped_ahead_of_the_gateways_clock_is_timed_at_zero_bo
         outbox.offer("ahead", now_ms() + 60_000)
     outbox.offer("ahead, alone", now_ms() + 60_000)
     assert (child.sum, child.counts[0]) == (before, zero + 2)
+
+
+async def test_with_a_synchronous_write_a_dispatch_of_several_messages_still_defers_to_its_end() -> None:
+    """The direct write of a frame offered to an idle outbox waits while a dispatch of several
+    messages is open: each connection's frames still leave together, in one write, at its end."""
+    batch, written = WriteBatch(), []
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("a socket with room is written synchronously")
+
+    outboxes = [Outbox(10) for _ in range(2)]
+    for i, outbox in enumerate(outboxes):
+        Writer(
+            send,
+            outbox,
+            batch,
+            on_fail=lambda exc: None,
+            framed=True,
+            write=lambda d, i=i: written.append((i, d)) or True,
+        )
+    with batch:
+        for n in "12":
+            for outbox in outboxes:
+                outbox.offer(n, now_ms())
+        assert written == []
+    assert [(i, frames_of(d)) for i, d in written] == [(0, ["1", "2"]), (1, ["1", "2"])]
+
+
+async def test_a_direct_write_leaves_the_outbox_empty_and_marks_it_active() -> None:
+    """A frame written at once by the idle writer is never queued, and the ping sweep sees the
+    connection as active."""
+    outbox, written = Outbox(10), []
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("a socket with room is written synchronously")
+
+    Writer(
+        send,
+        outbox,
+        WriteBatch(),
+        on_fail=lambda exc: None,
+        framed=True,
+        write=lambda d: written.append(d) or True,
+    )
+    assert outbox.offer("x") and len(outbox) == 0 and outbox.bytes == 0 and outbox.active
+    assert [frames_of(d) for d in written] == [["x"]]
