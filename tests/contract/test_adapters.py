@@ -36,6 +36,7 @@ import relaycore.adapters.starlette as starlette_adapter
 from relaycore.valkey import resp
 from relaycore.wsframes import FRAME_KEY, FRAMES_DETACH, FRAMES_EXTENSION, FRAMES_WRITE, text_frame
 from tests.conftest import make_settings
+from tests.support.asgi import lifespan_or_http
 from tests.support.serve import running
 
 
@@ -300,14 +301,7 @@ def _missing(obj: Any, internal: str) -> list[str]:
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-    elif scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-    else:
+    if not await lifespan_or_http(scope, receive, send):
         await receive()
         await send({"type": "websocket.accept", "headers": []})
         frames = scope.get("extensions", {}).get(FRAMES_EXTENSION)

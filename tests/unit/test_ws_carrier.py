@@ -20,6 +20,7 @@ from websockets.asyncio.client import connect
 from relaycore.config import Settings
 from relaycore.wsframes import FRAMES_DETACH, FRAMES_EXTENSION, text_frame
 from tests.conftest import make_settings
+from tests.support.asgi import lifespan_or_http
 from tests.support.serve import running
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -61,14 +62,7 @@ class EchoApp:
         self.tasks: list[asyncio.Task[Any]] = []  # each WebSocket's ASGI task (uvicorn's run_asgi)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-        elif scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"ok"})
-        else:
+        if not await lifespan_or_http(scope, receive, send):
             task = asyncio.current_task()
             assert task is not None
             self.tasks.append(task)
