@@ -8,8 +8,10 @@ import re
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+import gateway.ws as ws_module
+import pulsar_relay.serve_uvicorn as uv_adapter
 from relaycore.models import User
 from tests.gateway.conftest import WAIT, Relay, make_topic, messages, recv
 from tests.support.identity import make_user, token_for
@@ -281,9 +283,12 @@ async def test_a_server_without_detach_still_serves_the_socket_from_its_task(
 ) -> None:
     """Where the server offers relay.frames without detach, /ws reads and writes from the socket's
     ASGI task: subscribe, delivery, replies, and a close the session asks for (4001 at expiry)."""
-    import pulsar_relay.serve_uvicorn as uv_adapter
-
     monkeypatch.setattr(uv_adapter, "FRAMES_DETACH", "not-offered")
+
+    def detached(*_: object, **__: object) -> None:
+        raise AssertionError("the socket was detached: the task path was not exercised")
+
+    monkeypatch.setattr(ws_module, "Connection", detached)
     async with relay_factory() as relay:
         user, token = await relay.user("alice")
         ws = await relay.subscribe(token, ["jobs"])
@@ -294,5 +299,6 @@ async def test_a_server_without_detach_still_serves_the_socket_from_its_task(
         assert (await recv(ws))["type"] == "pong"
         short = token_for(user, ttl=1)
         ws2 = await relay.connect(short)
-        await asyncio.wait_for(ws2.wait_closed(), WAIT)
-        assert ws2.close_code == 4001
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws2.recv(), WAIT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
