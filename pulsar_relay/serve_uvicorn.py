@@ -219,21 +219,17 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
         self.connections.discard(self)
         transport, self.transport = self.transport, _DETACHED  # type: ignore[assignment]
         config = self.config
-        keepalive = ws_carrier.keepalive_for(config, config.ws_ping_interval, config.ws_ping_timeout)
-        connections = self.connections
-
-        def make(transport: asyncio.Transport, handler: Handler) -> Carrier:
-            return Carrier(
-                transport,
-                handler,
-                max_size=config.ws_max_size,
-                close_timeout=config.ws_ping_timeout or 10.0,
-                keepalive=keepalive,
-                connections=connections,
-            )
-
+        carrier = Carrier(
+            transport,
+            handler,
+            max_size=config.ws_max_size,
+            close_timeout=config.ws_ping_timeout or 10.0,
+            keepalive=ws_carrier.keepalive_for(config, config.ws_ping_interval, config.ws_ping_timeout),
+            connections=self.connections,
+        )
         self.scope["extensions"].pop(FRAMES_EXTENSION, None)
-        return ws_carrier.detach(transport, handler, make, pending=pending, rest=rest)
+        carrier.take_over(pending, rest)
+        return carrier
 
     def write_frames(self, frames: bytes) -> bool:
         """``relay.frames``' synchronous write: the frames are written now (True), or nothing is

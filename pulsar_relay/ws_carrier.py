@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import struct
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 from relaycore.wsframes import FRAME_KEY, Handler
@@ -79,11 +78,11 @@ class Keepalive:
 
     def sweep(self) -> None:
         self._handle = None
-        if not self.sockets or self.interval is None:
+        if not self.sockets:
             return
         now = self._loop.time()
         for carrier in list(self.sockets):
-            carrier.keepalive(now, self.interval, self.timeout)
+            carrier.keepalive(now, self.timeout)
         self._handle = self._loop.call_later(self._tick(), self.sweep)
 
 
@@ -103,6 +102,7 @@ class Carrier(asyncio.Protocol):
         "_buffer",
         "_close_timer",
         "_connections",
+        "_fragment_opcode",
         "_fragments",
         "_held",
         "_keepalive",
@@ -137,7 +137,8 @@ class Carrier(asyncio.Protocol):
         self._keepalive = keepalive
         self._connections = connections
         self._buffer = b""  # received, not yet a whole frame (or held while the handler is busy)
-        self._fragments: list[bytes] | None = None  # a fragmented message so far; [0] is its opcode
+        self._fragments: bytearray | None = None  # a fragmented message so far
+        self._fragment_opcode = _TEXT  # ...and whether it is text or binary
         self._held = False  # the handler asked to hold further messages (``resume`` lets them go)
         self._close_timer: asyncio.TimerHandle | None = None
         self._writable_waiters: list[asyncio.Future[None]] | None = None
@@ -193,6 +194,23 @@ class Carrier(asyncio.Protocol):
         if self._buffer:
             self._parse(b"")
 
+    def take_over(self, pending: list[str | bytes], rest: bytes) -> None:
+        """Become the transport's protocol.  The messages the server already parsed (``pending``:
+        only from a client that sent frames before it saw the handshake's answer) go to the
+        handler first, in order, then the bytes the server had not yet parsed (``rest``)."""
+        self.transport.set_protocol(self)
+        self._buffer = rest
+        busy = False
+        for data in pending:
+            busy = not self.handler.received(data) or busy
+        if busy:
+            self._held = True
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()  # the server may have paused it for what it parsed
+            if rest:
+                self._parse(b"")
+
     # --- transport callbacks -------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self.heard = True
@@ -229,7 +247,7 @@ class Carrier(asyncio.Protocol):
             self.close(GOING_AWAY_RESTART)
         self.transport.close()
 
-    def keepalive(self, now: float, interval: float, timeout: float | None) -> None:
+    def keepalive(self, now: float, timeout: float | None) -> None:
         if self.heard:
             self.heard = False
         elif not self.pinged_at:
@@ -267,7 +285,7 @@ class Carrier(asyncio.Protocol):
                 self._fail(PROTOCOL_ERROR, "bad control frame")
                 return
             # A control frame inside a fragmented message is not part of it (RFC 6455, 5.4).
-            so_far = sum(len(f) for f in self._fragments[1:]) if self._fragments and opcode < CLOSE else 0
+            so_far = len(self._fragments) if self._fragments is not None and opcode < CLOSE else 0
             if so_far + length > self.max_size:
                 self._fail(TOO_BIG, f"message over {self.max_size} bytes")
                 return
@@ -293,16 +311,17 @@ class Carrier(asyncio.Protocol):
             elif fin:
                 self._message(opcode, payload)
             else:
-                self._fragments = [bytes((opcode,)), payload]
+                self._fragments = bytearray(payload)
+                self._fragment_opcode = opcode
         elif opcode == _CONT:
             fragments = self._fragments
             if fragments is None:
                 self._fail(PROTOCOL_ERROR, "continuation without a message")
                 return
-            fragments.append(payload)
+            fragments += payload
             if fin:
                 self._fragments = None
-                self._message(fragments[0][0], b"".join(fragments[1:]))
+                self._message(self._fragment_opcode, bytes(fragments))
         else:
             self._fail(PROTOCOL_ERROR, f"unknown opcode {opcode}")
 
@@ -350,30 +369,3 @@ class Carrier(asyncio.Protocol):
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
-
-
-def detach(
-    transport: asyncio.Transport,
-    handler: Handler,
-    make: Callable[[asyncio.Transport, Handler], Carrier],
-    *,
-    pending: list[str | bytes],
-    rest: bytes,
-) -> Carrier:
-    """Move ``transport`` to a new carrier: the messages the server already parsed (``pending``:
-    only from a client that sent frames before it saw the handshake's answer) go to the handler
-    first, in order, then the bytes it had not yet parsed (``rest``)."""
-    carrier = make(transport, handler)
-    transport.set_protocol(carrier)
-    carrier._buffer = rest
-    busy = False
-    for data in pending:
-        busy = not handler.received(data) or busy
-    if busy:
-        carrier._held = True
-        transport.pause_reading()
-    else:
-        transport.resume_reading()  # the server may have paused it for the messages it parsed
-        if rest:
-            carrier._parse(b"")
-    return carrier

@@ -67,20 +67,19 @@ class Connection:
             self._pending.append(data)
             return False
         self._pending = [data]
-        if self._carrier is None:  # still detaching: handled once the socket is ours
-            return False
-        return self._run()
+        if self._carrier is not None:  # else still detaching: handled once the socket is ours
+            self._run()
+        return False
 
     def closed(self) -> None:
         """The connection is gone (the client left, or a close finished)."""
         self._end()
 
     # --- handling, in order ----------------------------------------------------------------------
-    def _run(self) -> bool:
+    def _run(self) -> None:
         """Handle the pending messages, in order, in a task (a handler may wait on Valkey, with a
         timeout, which needs a task); it resumes reading when they are done."""
         self._task = asyncio.get_running_loop().create_task(self._handle_pending())
-        return False
 
     async def _handle_pending(self) -> None:
         try:
